@@ -1,0 +1,281 @@
+"""Configuration: one frozen, fully validated `Config`, built once by the CLI and passed down.
+
+Sources, later wins: built-in defaults, the TOML file (``--config`` or ``ETL_CONFIG``), then
+environment variables ``ETL_<SECTION>__<KEY>`` (e.g. ``ETL_BATCH__MAX_MESSAGES``). librdkafka
+properties go in the ``[kafka.client]`` table or ``ETL_KAFKA__CLIENT__<PROPERTY>`` with dots
+written as underscores (``ETL_KAFKA__CLIENT__SASL_PASSWORD`` -> ``sasl.password``).
+
+Every problem is a `ConfigError` whose message names the offending key. Secrets (the DSN
+password, librdkafka properties whose name mentions password or secret) are masked in ``repr``
+and in `Config.masked`, which is what ``etl config show`` and the logs print.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from etl.errors import ConfigError
+
+ENV_PREFIX = "ETL_"
+MASK = "***"
+_SECRET_WORDS = ("password", "secret", "token")
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "ccx.ocp.results"
+    group_id: str = "etl"
+    auto_offset_reset: str = "earliest"
+    isolation_level: str = "read_committed"
+    # Seconds without any progress (message, end of partition, assignment) before the run
+    # declares Kafka unavailable.
+    timeout_seconds: float = 60.0
+    client: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.bootstrap_servers), "kafka.bootstrap_servers", "must not be empty")
+        _require(bool(self.topic), "kafka.topic", "must not be empty")
+        _require(bool(self.group_id), "kafka.group_id", "must not be empty")
+        _require(
+            self.auto_offset_reset in ("earliest", "latest"),
+            "kafka.auto_offset_reset",
+            "must be 'earliest' or 'latest'",
+        )
+        _require(
+            self.isolation_level in ("read_committed", "read_uncommitted"),
+            "kafka.isolation_level",
+            "must be 'read_committed' or 'read_uncommitted'",
+        )
+        _require(self.timeout_seconds > 0, "kafka.timeout_seconds", "must be > 0")
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    dsn: str = field(default="postgresql://postgres@127.0.0.1:5432/postgres", repr=False)
+    connect_timeout_seconds: int = 10
+    # Bounded retries of idempotent operations on transient errors (see errors.py).
+    retry_attempts: int = 5
+    retry_max_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        try:
+            conninfo_to_dict(self.dsn)
+        except Exception as exc:  # psycopg raises ProgrammingError on bad syntax
+            raise ConfigError(
+                f"postgres.dsn: not a valid libpq connection string ({exc})"
+            ) from None
+        _require(
+            self.connect_timeout_seconds > 0, "postgres.connect_timeout_seconds", "must be > 0"
+        )
+        _require(self.retry_attempts >= 1, "postgres.retry_attempts", "must be >= 1")
+        _require(self.retry_max_seconds > 0, "postgres.retry_max_seconds", "must be > 0")
+
+    @property
+    def masked_dsn(self) -> str:
+        """The DSN with any password replaced by ``***``; safe to log."""
+        params = conninfo_to_dict(self.dsn)
+        if "password" in params:
+            params["password"] = MASK
+        return make_conninfo(**{k: str(v) for k, v in params.items()})
+
+
+@dataclass(frozen=True)
+class PushgatewayConfig:
+    url: str = ""  # empty: do not push
+    job: str = "etl"
+    # Extra grouping-key labels, e.g. {"worker": "0"}, so parallel copies keep their own series.
+    grouping_key: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.url == "" or self.url.startswith(("http://", "https://")),
+            "pushgateway.url",
+            "must start with http:// or https:// (or be empty to disable pushing)",
+        )
+        _require(bool(self.job), "pushgateway.job", "must not be empty")
+        _require(self.timeout_seconds > 0, "pushgateway.timeout_seconds", "must be > 0")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_messages: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _require(self.max_messages >= 1, "batch.max_messages", "must be >= 1")
+        _require(self.max_bytes >= 1024, "batch.max_bytes", "must be >= 1024")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    # Reports stamped later than now + this many seconds are rejected as "from the future".
+    clock_skew_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        _require(self.clock_skew_seconds >= 0, "validation.clock_skew_seconds", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+    format: str = "auto"  # auto: readable on a TTY, JSON lines otherwise
+
+    def __post_init__(self) -> None:
+        _require(
+            self.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+            "log.level",
+            "must be DEBUG, INFO, WARNING or ERROR",
+        )
+        _require(
+            self.format in ("auto", "json", "text"), "log.format", "must be auto, json or text"
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    pushgateway: PushgatewayConfig = field(default_factory=PushgatewayConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def masked(self) -> dict[str, dict[str, Any]]:
+        """The effective configuration as plain data with every secret replaced by ``***``."""
+        out: dict[str, dict[str, Any]] = {}
+        for section in fields(self):
+            value = getattr(self, section.name)
+            data = {f.name: getattr(value, f.name) for f in fields(value)}
+            out[section.name] = data
+        out["postgres"]["dsn"] = self.postgres.masked_dsn
+        out["kafka"]["client"] = {
+            k: (MASK if _is_secret(k) else v) for k, v in self.kafka.client.items()
+        }
+        out["pushgateway"]["grouping_key"] = dict(self.pushgateway.grouping_key)
+        return out
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "kafka": KafkaConfig,
+    "postgres": PostgresConfig,
+    "pushgateway": PushgatewayConfig,
+    "batch": BatchConfig,
+    "validation": ValidationConfig,
+    "log": LogConfig,
+}
+_MAPPING_KEYS = {("kafka", "client"), ("pushgateway", "grouping_key")}
+
+
+def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
+    """Build the configuration from an optional TOML file and the environment; validate it all."""
+    if path is None and environ.get("ETL_CONFIG"):
+        path = Path(environ["ETL_CONFIG"])
+    raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    if path is not None:
+        _merge_file(raw, path)
+    _merge_env(raw, environ)
+    sections = {name: _build_section(name, cls, raw[name]) for name, cls in _SECTIONS.items()}
+    return Config(**sections)
+
+
+def _merge_file(raw: dict[str, dict[str, Any]], path: Path) -> None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
+    for name, values in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{name}: unknown configuration section")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name}: must be a table")
+        raw[name].update(values)
+
+
+def _merge_env(raw: dict[str, dict[str, Any]], environ: Mapping[str, str]) -> None:
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var or var == "ETL_CONFIG":
+            continue
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
+        section = parts[0]
+        if section not in _SECTIONS:
+            raise ConfigError(f"{var}: unknown configuration section {section!r}")
+        if len(parts) == 3 and (section, parts[1]) in _MAPPING_KEYS:
+            key = parts[2].replace("_", ".") if section == "kafka" else parts[2]
+            mapping = dict(raw[section].get(parts[1], {}))
+            mapping[key] = value
+            raw[section][parts[1]] = mapping
+        elif len(parts) == 2:
+            raw[section][parts[1]] = value
+        else:
+            raise ConfigError(f"{var}: expected ETL_<SECTION>__<KEY>")
+
+
+def _build_section(name: str, cls: type[Any], values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown configuration key")
+        default = getattr(cls(), key) if (name, key) not in _MAPPING_KEYS else {}
+        kwargs[key] = _coerce(f"{name}.{key}", value, default)
+    return cls(**kwargs)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Convert a file or environment value to the type of the key's default."""
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a table of strings")
+        return {str(k): _scalar_text(f"{key}.{k}", v) for k, v in value.items()}
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        return _number(key, value, int)
+    if isinstance(default, float):
+        return _number(key, value, float)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if isinstance(value, int | float) and (kind is float or isinstance(value, int)):
+        return kind(value)
+    if isinstance(value, str):
+        try:
+            return kind(value.strip().replace("_", ""))
+        except ValueError:
+            pass
+    what = "an integer" if kind is int else "a number"
+    raise ConfigError(f"{key}: expected {what}, got {value!r}")
+
+
+def _scalar_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ConfigError(f"{key}: must be a string, number or boolean")
+
+
+def _is_secret(key: str) -> bool:
+    return any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def _require(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {problem}")

@@ -1,0 +1,86 @@
+"""The exceptions of etl: one root, each infrastructure failure with its documented exit code.
+
+    EtlError                      root; never raised itself
+    ├── ConfigError               exit 2: bad configuration or usage, nothing was touched
+    ├── KafkaUnavailable          exit 3: broker unreachable, group join or commit failed
+    ├── PostgresUnavailable       exit 4: database unreachable after bounded retries
+    ├── SchemaMissing             exit 5: the tables etl writes do not exist (apply schema.sql)
+    └── Interrupted               exit 6: SIGTERM/SIGINT; work written so far is committed
+
+A bad message is never an exception: `etl.decode` turns it into a `Rejection` value.
+Adapters (`source`, `sink`, `metrics`) translate third-party errors into this tree once, with
+``raise ... from exc``; nothing above them imports confluent_kafka or psycopg errors.
+`is_transient_sqlstate` is the single place that decides which database errors are worth a retry.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BUG = 1
+
+
+class EtlError(Exception):
+    """Root of every error etl raises on purpose; `exit_code` is what the CLI exits with."""
+
+    exit_code = EXIT_BUG
+
+
+class ConfigError(EtlError):
+    """Invalid configuration or command line; raised before any connection is opened."""
+
+    exit_code = 2
+
+
+class KafkaUnavailable(EtlError):
+    """Kafka could not be reached or refused an operation the run depends on."""
+
+    exit_code = 3
+
+
+class PostgresUnavailable(EtlError):
+    """PostgreSQL could not be reached or kept failing after the bounded retries."""
+
+    exit_code = 4
+
+
+class SchemaMissing(EtlError):
+    """The database lacks a table or column etl writes; the message says which."""
+
+    exit_code = 5
+
+
+class Interrupted(EtlError):
+    """The run stopped on a signal after committing every batch it had written."""
+
+    exit_code = 6
+
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "reached the stop offsets of every assigned partition (rejections included)",
+    EXIT_BUG: "unexpected error (a bug): traceback on stderr",
+    ConfigError.exit_code: "usage or configuration error; nothing was touched",
+    KafkaUnavailable.exit_code: "Kafka unavailable",
+    PostgresUnavailable.exit_code: "PostgreSQL unavailable (after bounded retries)",
+    SchemaMissing.exit_code: "database schema missing (apply schema.sql)",
+    Interrupted.exit_code: "interrupted by SIGTERM/SIGINT; committed what was written",
+}
+
+# SQLSTATE classes/codes after which repeating the same idempotent transaction can succeed:
+# connection exceptions (08), serialization failure / deadlock (40001, 40P01), operator
+# intervention such as admin shutdown or crash recovery (57P01..57P03), insufficient resources (53).
+_TRANSIENT_CLASSES = ("08", "53")
+_TRANSIENT_CODES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
+
+
+def is_transient_sqlstate(sqlstate: str) -> bool:
+    """True when a database error with this SQLSTATE may go away if the transaction is retried.
+
+    Errors without a SQLSTATE are libpq-level (refused or broken connection); the sink treats
+    those as transient.
+    """
+    return sqlstate[:2] in _TRANSIENT_CLASSES or sqlstate in _TRANSIENT_CODES
+
+
+def exit_codes_help() -> str:
+    """The exit code table as shown by ``etl run --help`` and the README."""
+    return "\n".join(f"{code}: {text}" for code, text in sorted(EXIT_CODES.items()))

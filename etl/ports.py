@@ -1,0 +1,113 @@
+"""The small interfaces between the run loop and its adapters, and the values that cross them.
+
+`etl.run` depends only on these; `etl.source`, `etl.sink` and `etl.metrics` implement them against
+Kafka, PostgreSQL and the Pushgateway, and tests implement them in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from etl.decode import Rejection, Row
+
+
+class Message(NamedTuple):
+    """One Kafka record as the run sees it."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int | None  # broker or producer timestamp, None when the record has none
+    value: bytes | None
+
+
+@dataclass
+class Batch:
+    """Messages read together, and the offsets to commit once they are durably stored.
+
+    ``next_offsets[p]`` is the offset of the first message of partition ``p`` not yet handed
+    out: everything below it is in this batch or an earlier one. It can exceed the last message
+    offset + 1 when a partition ends in transaction markers.
+    """
+
+    messages: list[Message]
+    next_offsets: dict[int, int]
+    size_bytes: int
+
+
+@dataclass
+class PartitionProgress:
+    """Where one partition started, where the run stops, and what it has handed out so far."""
+
+    partition: int
+    start: int
+    stop: int
+    next: int
+    skipped_by_retention: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next >= self.stop
+
+
+class StoredRow(NamedTuple):
+    """A decoded row with the Kafka coordinates it came from."""
+
+    row: Row
+    partition: int
+    offset: int
+
+
+class StoredRejection(NamedTuple):
+    """A rejected message with its coordinates and raw value (the sink truncates it)."""
+
+    rejection: Rejection
+    message: Message
+
+
+class WriteResult(NamedTuple):
+    inserted: int
+    duplicates: int
+
+
+class Source(Protocol):
+    """Kafka: hand out bounded batches up to each partition's stop offset; commit on request."""
+
+    def start(self) -> None:
+        """Connect and subscribe; raises KafkaUnavailable if the topic cannot be reached."""
+
+    def read_batch(
+        self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
+    ) -> Batch:
+        """Up to ``max_messages``/``max_bytes``; empty only when finished or stop requested."""
+
+    def finished(self) -> bool:
+        """True once assigned and every assigned partition has reached its stop offset."""
+
+    def commit(self, next_offsets: Mapping[int, int]) -> None:
+        """Synchronously commit these next offsets for the consumer group."""
+
+    def progress(self) -> Sequence[PartitionProgress]:
+        """Per-partition progress of the partitions assigned now."""
+
+    def lag(self) -> dict[int, int]:
+        """Per partition: end offset now minus the offset the run reached."""
+
+    def close(self) -> None:
+        """Leave the group and release the connection."""
+
+
+class Sink(Protocol):
+    """PostgreSQL: store one batch's rows and rejections in one transaction, idempotently."""
+
+    def check_schema(self) -> None:
+        """Raise SchemaMissing if a table or column the sink writes is absent."""
+
+    def write(
+        self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
+    ) -> WriteResult:
+        """Durably commit the batch or raise; replaying a batch inserts nothing twice."""
+
+    def close(self) -> None:
+        """Release the connection."""

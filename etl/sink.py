@@ -1,0 +1,236 @@
+"""PostgreSQL adapter: a batch's rows and rejections durably stored in one transaction, or an error.
+
+Per batch, in ONE transaction: ``COPY`` the rows (text format, lines built once) into a session
+temp table, ``INSERT INTO new_reports ... SELECT ... ON CONFLICT DO NOTHING`` (a replayed batch
+inserts nothing twice and never fails on a key already held; rows repeating a key inside the
+batch are skipped as duplicates), then insert the rejections ``ON CONFLICT DO NOTHING`` on
+(topic, partition, offset). ``synchronous_commit`` is forced on for the session: the run commits
+Kafka offsets right after this returns, so the batch must survive a server crash.
+
+The whole transaction is idempotent, so it is retried (bounded, with jitter) on transient
+errors as decided by `etl.errors.is_transient_sqlstate`, on a fresh connection each time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+import psycopg
+from psycopg import sql
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from etl.config import PostgresConfig
+from etl.errors import PostgresUnavailable, SchemaMissing, is_transient_sqlstate
+from etl.ports import StoredRejection, StoredRow, WriteResult
+
+log = logging.getLogger(__name__)
+
+REPORTS_TABLE: Final = "new_reports"
+REJECTIONS_TABLE: Final = "rejected_messages"
+RAW_VALUE_LIMIT: Final = 64 * 1024
+_STAGING = sql.Identifier("etl_staging")
+COLUMNS: Final = (
+    "org_id",
+    "account_number",
+    "cluster",
+    "report",
+    "updated_at",
+    "kafka_offset",
+    "kafka_partition",
+)
+_REJECTION_COLUMNS: Final = (
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "reason",
+    "detail",
+    "raw_value",
+    "raw_size",
+)
+_REQUIRED: Final = {REPORTS_TABLE: COLUMNS, REJECTIONS_TABLE: _REJECTION_COLUMNS}
+
+T = TypeVar("T")
+
+
+class PostgresSink:
+    """One connection, re-opened after a transient failure."""
+
+    def __init__(self, cfg: PostgresConfig, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._cfg = cfg
+        self._sleep = sleep
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def check_schema(self) -> None:
+        query = sql.SQL(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ANY(%s)"
+        )
+
+        def present(conn: psycopg.Connection[Any]) -> set[tuple[str, str]]:
+            with conn.cursor() as cur:
+                cur.execute(query, (list(_REQUIRED),))
+                found = {(t, c) for t, c in cur.fetchall()}
+            conn.rollback()
+            return found
+
+        found = self._retrying(present)
+        for table, columns in _REQUIRED.items():
+            if not any(t == table for t, _ in found):
+                raise SchemaMissing(f"table {table} does not exist; apply schema.sql first")
+            absent = [c for c in columns if (table, c) not in found]
+            if absent:
+                raise SchemaMissing(
+                    f"table {table} lacks column(s) {', '.join(absent)}; apply schema.sql"
+                )
+
+    def write(
+        self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
+    ) -> WriteResult:
+        payload = copy_payload(rows)
+        params = [rejection_params(topic, r) for r in rejections]
+        return self._retrying(lambda conn: self._write_once(conn, payload, len(rows), params))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _write_once(
+        self,
+        conn: psycopg.Connection[Any],
+        payload: bytes,
+        n_rows: int,
+        rejections: list[tuple[Any, ...]],
+    ) -> WriteResult:
+        inserted = 0
+        with conn.transaction(), conn.cursor() as cur:
+            if n_rows:
+                with cur.copy(_copy_sql(_STAGING)) as copy:
+                    copy.write(payload)
+                cur.execute(_INSERT_FROM_STAGING)
+                inserted = cur.rowcount
+            if rejections:
+                cur.executemany(_INSERT_REJECTION, rejections)
+        return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            conn = psycopg.connect(
+                self._cfg.dsn,
+                connect_timeout=self._cfg.connect_timeout_seconds,
+                application_name="etl",
+            )
+            with conn.cursor() as cur:
+                cur.execute("SET synchronous_commit TO on")
+                cur.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS)"
+                        " ON COMMIT DELETE ROWS"
+                    ).format(_STAGING, sql.Identifier(REPORTS_TABLE))
+                )
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _retrying(self, operation: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``operation`` on a live connection; retry it only on transient errors."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self._cfg.retry_attempts)
+            | stop_after_delay(self._cfg.retry_max_seconds),
+            wait=wait_random_exponential(multiplier=0.5, max=10),
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(lambda: operation(self._connection()))
+        except psycopg.errors.UndefinedTable as exc:
+            raise SchemaMissing(f"{exc.diag.message_primary}; apply schema.sql") from exc
+        except psycopg.Error as exc:
+            if _is_transient(exc) or isinstance(exc, psycopg.OperationalError):
+                raise PostgresUnavailable(f"PostgreSQL unavailable: {_one_line(exc)}") from exc
+            raise
+
+    def _before_retry(self, state: Any) -> None:
+        self.close()
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "PostgreSQL operation failed, retrying",
+            extra={"fields": {"attempt": state.attempt_number, "error": _one_line(exc)}},
+        )
+
+
+def copy_payload(rows: Sequence[StoredRow]) -> bytes:
+    """The rows as COPY text-format lines, in `COLUMNS` order.
+
+    Only the report needs escaping: orjson never emits raw control characters, so the sole
+    COPY-special character it can contain is the backslash. The cluster is a canonical UUID
+    and the rest are numbers and timestamps.
+    """
+    return "".join(
+        [
+            f"{r.org_id}\t{r.account_number}\t{r.cluster}\t{r.report.replace(chr(92), chr(92) * 2)}"
+            f"\t{r.updated_at.isoformat(' ')}\t{s.offset}\t{s.partition}\n"
+            for s in rows
+            for r in (s.row,)
+        ]
+    ).encode()
+
+
+def rejection_params(topic: str, item: StoredRejection) -> tuple[Any, ...]:
+    msg = item.message
+    ts = None if msg.timestamp_ms is None else datetime.fromtimestamp(msg.timestamp_ms / 1000, UTC)
+    raw = msg.value or b""
+    return (
+        topic,
+        msg.partition,
+        msg.offset,
+        ts,
+        item.rejection.reason,
+        item.rejection.detail,
+        raw[:RAW_VALUE_LIMIT],
+        len(raw),
+    )
+
+
+def _copy_sql(table: sql.Identifier) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    )
+
+
+_COLS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+_INSERT_FROM_STAGING = sql.SQL(
+    "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING"
+).format(sql.Identifier(REPORTS_TABLE), _COLS, _COLS, _STAGING)
+_INSERT_REJECTION = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING").format(
+    sql.Identifier(REJECTIONS_TABLE),
+    sql.SQL(", ").join(map(sql.Identifier, _REJECTION_COLUMNS)),
+    sql.SQL(", ").join(sql.Placeholder() * len(_REJECTION_COLUMNS)),
+)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate is None:  # libpq-level failure: refused, reset or timed-out connection
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return is_transient_sqlstate(exc.sqlstate)
+
+
+def _one_line(exc: BaseException | None) -> str:
+    return " ".join(str(exc).split()) if exc is not None else "unknown error"

@@ -1,0 +1,296 @@
+"""Kafka adapter: bounded batches from the partitions this consumer is given, up to stop offsets.
+
+Contract (see `etl.ports.Source`):
+- The consumer subscribes to the topic as a member of ``kafka.group_id`` so that parallel
+  copies split the partitions. On each assignment it fixes, per partition, the stop offset (the
+  end offset at that moment: high watermark, or the last stable offset under read_committed)
+  and the start offset (the committed offset; with none, ``auto_offset_reset``; a committed
+  offset already deleted by retention starts at the log start and the gap is reported).
+- No message at or beyond a partition's stop offset is ever handed out; a partition that reaches
+  its stop offset is paused, so the run never waits for data produced after it started.
+- `Batch.next_offsets` only covers messages already handed out; messages fetched beyond the batch
+  bounds wait in a small carry-over list, so committing a batch never skips unread data.
+- Partitions revoked by a rebalance are forgotten together with their carried-over messages;
+  their new owner re-reads from the committed offset, and the sink's idempotence absorbs any
+  overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from etl.config import KafkaConfig
+from etl.errors import KafkaUnavailable
+from etl.ports import Batch, Message, PartitionProgress
+
+log = logging.getLogger(__name__)
+
+_CONSUME_CHUNK = 1000
+_POLL_SECONDS = 0.2
+_REQUEST_TIMEOUT = 10.0
+# librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
+_CLIENT_DEFAULTS = {
+    "queued.max.messages.kbytes": "65536",
+    "fetch.wait.max.ms": "100",
+    "session.timeout.ms": "45000",
+}
+# Commit refusals caused by a rebalance: the rows are stored, the new owner re-reads them.
+_REBALANCE_CODES = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError._ASSIGNMENT_LOST,
+    }
+)
+
+
+class KafkaSource:
+    """One consumer-group member reading ``cfg.topic`` up to the stop offsets."""
+
+    def __init__(self, cfg: KafkaConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self._cfg = cfg
+        self._clock = clock
+        self._consumer: Any = None
+        self._parts: dict[int, PartitionProgress] = {}
+        self._carry: list[Message] = []
+        self._assigned_once = False
+        self._last_progress = clock()
+        self._last_error: str = "none"
+
+    def start(self) -> None:
+        conf: dict[str, Any] = {
+            **_CLIENT_DEFAULTS,
+            **self._cfg.client,
+            "bootstrap.servers": self._cfg.bootstrap_servers,
+            "group.id": self._cfg.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": self._cfg.auto_offset_reset,
+            "isolation.level": self._cfg.isolation_level,
+            "error_cb": self._on_error,
+        }
+        try:
+            self._consumer = Consumer(conf)
+            meta = self._consumer.list_topics(self._cfg.topic, timeout=_REQUEST_TIMEOUT)
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {self._cfg.bootstrap_servers}: {_describe(exc)}"
+            ) from exc
+        topic = meta.topics.get(self._cfg.topic)
+        if topic is None or topic.error is not None:
+            reason = "does not exist" if topic is None else str(topic.error.str())
+            raise KafkaUnavailable(f"topic {self._cfg.topic!r}: {reason}")
+        self._consumer.subscribe(
+            [self._cfg.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self._last_progress = self._clock()
+
+    def finished(self) -> bool:
+        return not self._carry and self._all_read()
+
+    def read_batch(
+        self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
+    ) -> Batch:
+        out: list[Message] = []
+        size = 0
+        while self._carry and len(out) < max_messages and size < max_bytes:
+            msg = self._carry.pop(0)
+            out.append(msg)
+            size += len(msg.value or b"")
+        while len(out) < max_messages and size < max_bytes and not stop_requested():
+            if self._all_read():
+                break
+            fetched = self._consume(min(_CONSUME_CHUNK, max_messages - len(out)))
+            for i, msg in enumerate(fetched):
+                if len(out) >= max_messages or size >= max_bytes:
+                    self._carry.extend(fetched[i:])
+                    break
+                out.append(msg)
+                size += len(msg.value or b"")
+        return Batch(out, self._handed_out_offsets(), size)
+
+    def commit(self, next_offsets: Mapping[int, int]) -> None:
+        if not next_offsets:
+            return
+        tps = [TopicPartition(self._cfg.topic, p, o) for p, o in sorted(next_offsets.items())]
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() in _REBALANCE_CODES:
+                log.warning(
+                    "offset commit refused by a rebalance; the new owner re-reads "
+                    "these stored rows",
+                    extra={"fields": {"error": _describe(exc)}},
+                )
+                return
+            raise KafkaUnavailable(f"offset commit failed: {_describe(exc)}") from exc
+
+    def progress(self) -> Sequence[PartitionProgress]:
+        return [self._parts[p] for p in sorted(self._parts)]
+
+    def lag(self) -> dict[int, int]:
+        lag: dict[int, int] = {}
+        for part in self.progress():
+            tp = TopicPartition(self._cfg.topic, part.partition)
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=_REQUEST_TIMEOUT)
+            except KafkaException:
+                high = part.stop
+            lag[part.partition] = max(0, high - part.next)
+        return lag
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the Kafka consumer failed: %s", exc)
+            self._consumer = None
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _all_read(self) -> bool:
+        """Every assigned partition has been read up to its stop (carry may still hold some)."""
+        return self._assigned_once and all(p.done for p in self._parts.values())
+
+    def _handed_out_offsets(self) -> dict[int, int]:
+        """Next offsets of every partition, excluding messages still waiting in the carry."""
+        waiting: dict[int, int] = {}
+        for msg in self._carry:
+            waiting.setdefault(msg.partition, msg.offset)
+        return {p: waiting.get(p, part.next) for p, part in self._parts.items()}
+
+    def _consume(self, limit: int) -> list[Message]:
+        try:
+            raw = self._consumer.consume(num_messages=limit, timeout=_POLL_SECONDS)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"consume failed: {_describe(exc)}") from exc
+        out: list[Message] = []
+        for rec in raw:
+            err = rec.error()
+            if err is not None:
+                self._on_record_error(rec, err)
+                continue
+            part = self._parts.get(rec.partition())
+            if part is None:
+                continue  # revoked while the record was in flight
+            offset = rec.offset()
+            self._last_progress = self._clock()
+            if offset >= part.stop:
+                self._reach_stop(part)
+                continue
+            if offset < part.next:
+                continue  # re-delivered after a seek; already handed out
+            ts_type, ts = rec.timestamp()
+            out.append(Message(part.partition, offset, ts if ts_type else None, rec.value()))
+            part.next = offset + 1
+            if part.done:
+                self._pause(part.partition)
+        if not raw and not self.finished():
+            self._check_stalled()
+        return out
+
+    def _on_record_error(self, rec: Any, err: Any) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            part = self._parts.get(rec.partition())
+            self._last_progress = self._clock()
+            if part is not None and rec.offset() >= part.stop:
+                self._reach_stop(part)
+            return
+        if err.fatal():
+            raise KafkaUnavailable(f"fatal Kafka error: {err.str()}")
+        self._last_error = err.str()
+        log.warning("Kafka reported an error", extra={"fields": {"error": err.str()}})
+
+    def _reach_stop(self, part: PartitionProgress) -> None:
+        part.next = max(part.next, part.stop)
+        self._pause(part.partition)
+
+    def _pause(self, partition: int) -> None:
+        self._consumer.pause([TopicPartition(self._cfg.topic, partition)])
+
+    def _check_stalled(self) -> None:
+        idle = self._clock() - self._last_progress
+        if idle > self._cfg.timeout_seconds:
+            state = "waiting for a partition assignment" if not self._assigned_once else "reading"
+            raise KafkaUnavailable(
+                f"no progress from Kafka for {idle:.0f}s while {state}; "
+                f"last error: {self._last_error}"
+            )
+
+    def _on_error(self, err: Any) -> None:
+        self._last_error = err.str()
+        if err.fatal():
+            log.error("fatal Kafka client error", extra={"fields": {"error": err.str()}})
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        committed = consumer.committed(partitions, timeout=_REQUEST_TIMEOUT)
+        assigned = []
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=_REQUEST_TIMEOUT, cached=False
+            )
+            part = _plan_partition(tp.partition, tp.offset, low, high, self._cfg.auto_offset_reset)
+            if part.skipped_by_retention:
+                log.warning(
+                    "committed offset already deleted by retention; starting at the log start",
+                    extra={
+                        "fields": {
+                            "partition": tp.partition,
+                            "committed": tp.offset,
+                            "log_start": low,
+                            "skipped": part.skipped_by_retention,
+                        }
+                    },
+                )
+            self._parts[tp.partition] = part
+            assigned.append(TopicPartition(tp.topic, tp.partition, part.start))
+        consumer.assign(assigned)
+        done = [tp for tp in assigned if self._parts[tp.partition].done]
+        if done:
+            consumer.pause(done)
+        self._assigned_once = True
+        self._last_progress = self._clock()
+        log.info(
+            "partitions assigned",
+            extra={
+                "fields": {"partitions": {p.partition: [p.start, p.stop] for p in self.progress()}}
+            },
+        )
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        gone = {tp.partition for tp in partitions}
+        for p in gone:
+            self._parts.pop(p, None)
+        self._carry = [m for m in self._carry if m.partition not in gone]
+        log.info("partitions revoked", extra={"fields": {"partitions": sorted(gone)}})
+
+
+def _plan_partition(
+    partition: int, committed: int, low: int, high: int, reset: str
+) -> PartitionProgress:
+    """Start and stop offsets for one partition; pure, so the rules are unit-tested directly."""
+    skipped = 0
+    if committed < 0:  # no committed offset (OFFSET_INVALID)
+        start = low if reset == "earliest" else high
+    elif committed < low:
+        start, skipped = low, low - committed
+    else:
+        start = committed
+    return PartitionProgress(partition, start, high, start, skipped)
+
+
+def _describe(exc: KafkaException) -> str:
+    if exc.args and isinstance(exc.args[0], KafkaError):
+        return str(exc.args[0].str())
+    return str(exc)
