@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Start, stop and describe the real local services the job and its tests use, all on 127.0.0.1:
 #   PostgreSQL      a private cluster in $ETL_SERVICES_DIR/pg (Debian's postgresql package)
-#   Apache Kafka    a single KRaft node from the Maven Central jars listed in services/pom.xml
+#   Apache Kafka    a single KRaft node from the Maven Central jars listed in dev/pom.xml
 #   Pushgateway     Debian's prometheus-pushgateway
 #
-# Usage: services/local.sh install|start|stop|status|env
+# Usage: dev/services.sh install|start|stop|status|env
 #   install  apt + mvn: fetch what is missing (idempotent, cached in ~/.m2)
 #   start    start all three (installs first if needed), wait until they answer, print the env vars
 #   stop     stop all three
-#   env      print the env vars to export (eval "$(services/local.sh env)")
+#   env      print the env vars to export (eval "$(dev/services.sh env)")
 #
 # Ports can be moved with ETL_PG_PORT, ETL_KAFKA_PORT, ETL_PUSHGATEWAY_PORT.
 set -euo pipefail

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: install, start the real local services, lint,
+# type-check, run every test, stop what this script started. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+started=0
+if [ -z "${ETL_KAFKA__BOOTSTRAP_SERVERS:-}" ] || [ -z "${ETL_POSTGRES__DSN:-}" ] ||
+  [ -z "${ETL_PUSHGATEWAY__URL:-}" ]; then
+  eval "$(dev/services.sh start)"
+  started=1
+fi
+cleanup() { [ "$started" = 1 ] && dev/services.sh stop || true; }
+trap cleanup EXIT
+
+ruff format --check .
+ruff check .
+mypy
+python3 -m pytest "$@"

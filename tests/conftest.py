@@ -1,0 +1,164 @@
+"""Shared fixtures: the real services, a fresh database per test, fresh topics and groups.
+
+Endpoints come from the environment (``dev/services.sh start`` prints them):
+ETL_KAFKA__BOOTSTRAP_SERVERS, ETL_POSTGRES__DSN, ETL_PUSHGATEWAY__URL. When they are absent and a
+Docker engine answers, testcontainers start the services instead. When neither is possible an
+integration test fails (never skips) with a message saying how to start them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schema.sql"
+HOW_TO_START = (
+    "integration tests need Kafka, PostgreSQL and a Pushgateway: run "
+    "'eval \"$(dev/services.sh start)\"' first (or have a Docker engine for testcontainers)"
+)
+
+
+@dataclass(frozen=True)
+class Services:
+    kafka: str
+    postgres_dsn: str
+    pushgateway: str
+
+
+def _from_env() -> Services | None:
+    kafka = os.environ.get("ETL_KAFKA__BOOTSTRAP_SERVERS")
+    dsn = os.environ.get("ETL_POSTGRES__DSN")
+    pgw = os.environ.get("ETL_PUSHGATEWAY__URL")
+    if kafka and dsn and pgw:
+        return Services(kafka, dsn, pgw)
+    return None
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    found = _from_env()
+    if found is not None:
+        yield found
+        return
+    if not _docker_available():
+        pytest.fail(HOW_TO_START, pytrace=False)
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with (
+        KafkaContainer().with_kraft() as kafka,
+        PostgresContainer("postgres:15", driver=None) as pg,
+        DockerContainer("prom/pushgateway").with_exposed_ports(9091) as pgw,
+    ):
+        url = f"http://{pgw.get_container_host_ip()}:{pgw.get_exposed_port(9091)}"
+        yield Services(kafka.get_bootstrap_server(), pg.get_connection_url(), url)
+
+
+@pytest.fixture
+def database(services: Services) -> Iterator[str]:
+    """A new empty database for this test; its DSN. Dropped afterwards."""
+    name = f"etl_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(services.postgres_dsn)
+    params["dbname"] = name
+    yield make_conninfo(**{k: str(v) for k, v in params.items()})
+    with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def schema_db(database: str) -> str:
+    """A fresh database with schema.sql applied."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(SCHEMA.read_text())  # type: ignore[arg-type]
+    return database
+
+
+@pytest.fixture
+def make_topic(services: Services) -> Iterator[Callable[[int], str]]:
+    """Create uniquely named topics with N partitions; deleted at the end of the test."""
+    admin = AdminClient({"bootstrap.servers": services.kafka})
+    created: list[str] = []
+
+    def create(partitions: int) -> str:
+        name = f"etl-test-{uuid.uuid4().hex[:10]}"
+        futures = admin.create_topics([NewTopic(name, partitions, 1)])
+        for fut in futures.values():
+            fut.result(timeout=30)
+        created.append(name)
+        return name
+
+    yield create
+    if created:
+        for fut in admin.delete_topics(created).values():
+            try:
+                fut.result(timeout=30)
+            except Exception:  # noqa: BLE001 - cleanup must not mask the test's outcome
+                pass
+
+
+@pytest.fixture
+def produce(services: Services) -> Callable[..., None]:
+    """produce(topic, [(partition, value_bytes), ...], timestamp_ms=None)."""
+
+    def send(topic: str, items: list[tuple[int, bytes | None]], timestamp_ms: int | None = None
+             ) -> None:
+        producer = Producer({"bootstrap.servers": services.kafka, "linger.ms": 5})
+        for partition, value in items:
+            if timestamp_ms is None:
+                producer.produce(topic, value, partition=partition)
+            else:
+                producer.produce(topic, value, partition=partition, timestamp=timestamp_ms)
+        assert producer.flush(30) == 0
+
+    return send
+
+
+@pytest.fixture
+def group() -> str:
+    return f"etl-test-group-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def etl_env(services: Services, schema_db: str, group: str) -> Callable[[str], dict[str, str]]:
+    """Environment for running the ``etl`` command against one topic and the fresh database."""
+
+    def env(topic: str, **extra: str) -> dict[str, str]:
+        out = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+        out.update({
+            "ETL_KAFKA__BOOTSTRAP_SERVERS": services.kafka,
+            "ETL_KAFKA__TOPIC": topic,
+            "ETL_KAFKA__GROUP_ID": group,
+            "ETL_POSTGRES__DSN": schema_db,
+            "ETL_PUSHGATEWAY__URL": services.pushgateway,
+            "ETL_PUSHGATEWAY__JOB": f"etl-test-{group}",
+            "ETL_LOG__FORMAT": "json",
+            "ETL_KAFKA__TIMEOUT_SECONDS": "30",
+            "ETL_POSTGRES__RETRY_ATTEMPTS": "2",
+            "ETL_POSTGRES__RETRY_MAX_SECONDS": "3",
+        })
+        out.update(extra)
+        return out
+
+    return env
