@@ -70,6 +70,7 @@ class PostgresSink:
         self._cfg = cfg
         self._sleep = sleep
         self._conn: psycopg.Connection[Any] | None = None
+        self._staging_ready = False  # the session's temp table exists (per connection)
 
     def check_schema(self) -> None:
         query = sql.SQL(
@@ -118,12 +119,15 @@ class PostgresSink:
         inserted = 0
         with conn.transaction(), conn.cursor() as cur:
             if n_rows:
+                if not self._staging_ready:
+                    cur.execute(_CREATE_STAGING)
                 with cur.copy(_copy_sql(_STAGING)) as copy:
                     copy.write(payload)
                 cur.execute(_INSERT_FROM_STAGING)
                 inserted = cur.rowcount
             if rejections:
                 cur.executemany(_INSERT_REJECTION, rejections)
+        self._staging_ready = self._staging_ready or n_rows > 0
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -133,16 +137,10 @@ class PostgresSink:
                 connect_timeout=self._cfg.connect_timeout_seconds,
                 application_name="etl",
             )
-            with conn.cursor() as cur:
-                cur.execute("SET synchronous_commit TO on")
-                cur.execute(
-                    sql.SQL(
-                        "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS)"
-                        " ON COMMIT DELETE ROWS"
-                    ).format(_STAGING, sql.Identifier(REPORTS_TABLE))
-                )
+            conn.execute("SET synchronous_commit TO on")
             conn.commit()
             self._conn = conn
+            self._staging_ready = False
         return self._conn
 
     def _retrying(self, operation: Callable[[psycopg.Connection[Any]], T]) -> T:
@@ -213,6 +211,9 @@ def _copy_sql(table: sql.Identifier) -> sql.Composed:
     )
 
 
+_CREATE_STAGING = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+).format(_STAGING, sql.Identifier(REPORTS_TABLE))
 _COLS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 _INSERT_FROM_STAGING = sql.SQL(
     "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING"

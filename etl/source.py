@@ -37,7 +37,9 @@ _REQUEST_TIMEOUT = 10.0
 _CLIENT_DEFAULTS = {
     "queued.max.messages.kbytes": "65536",
     "fetch.wait.max.ms": "100",
-    "session.timeout.ms": "45000",
+    # A run that follows a crashed run waits for the dead member's session to expire before
+    # it gets partitions; heartbeats come from a background thread, so a short session is safe.
+    "session.timeout.ms": "10000",
 }
 # Commit refusals caused by a rebalance: the rows are stored, the new owner re-reads them.
 _REBALANCE_CODES = frozenset(
@@ -75,6 +77,7 @@ class KafkaSource:
             "auto.offset.reset": self._cfg.auto_offset_reset,
             "isolation.level": self._cfg.isolation_level,
             "error_cb": self._on_error,
+            "logger": logging.getLogger("etl.kafka"),  # librdkafka logs through our format
         }
         try:
             self._consumer = Consumer(conf)
@@ -85,7 +88,8 @@ class KafkaSource:
             ) from exc
         topic = meta.topics.get(self._cfg.topic)
         if topic is None or topic.error is not None:
-            reason = "does not exist" if topic is None else str(topic.error.str())
+            unknown = topic is None or topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            reason = "does not exist" if unknown else str(topic.error.str())
             raise KafkaUnavailable(f"topic {self._cfg.topic!r}: {reason}")
         self._consumer.subscribe(
             [self._cfg.topic],

@@ -84,7 +84,9 @@ def database(services: Services) -> Iterator[str]:
     params["dbname"] = name
     yield make_conninfo(**{k: str(v) for k, v in params.items()})
     with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -114,7 +116,7 @@ def make_topic(services: Services) -> Iterator[Callable[[int], str]]:
         for fut in admin.delete_topics(created).values():
             try:
                 fut.result(timeout=30)
-            except Exception:  # noqa: BLE001 - cleanup must not mask the test's outcome
+            except Exception:
                 pass
 
 
@@ -122,8 +124,9 @@ def make_topic(services: Services) -> Iterator[Callable[[int], str]]:
 def produce(services: Services) -> Callable[..., None]:
     """produce(topic, [(partition, value_bytes), ...], timestamp_ms=None)."""
 
-    def send(topic: str, items: list[tuple[int, bytes | None]], timestamp_ms: int | None = None
-             ) -> None:
+    def send(
+        topic: str, items: list[tuple[int, bytes | None]], timestamp_ms: int | None = None
+    ) -> None:
         producer = Producer({"bootstrap.servers": services.kafka, "linger.ms": 5})
         for partition, value in items:
             if timestamp_ms is None:
@@ -146,18 +149,20 @@ def etl_env(services: Services, schema_db: str, group: str) -> Callable[[str], d
 
     def env(topic: str, **extra: str) -> dict[str, str]:
         out = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-        out.update({
-            "ETL_KAFKA__BOOTSTRAP_SERVERS": services.kafka,
-            "ETL_KAFKA__TOPIC": topic,
-            "ETL_KAFKA__GROUP_ID": group,
-            "ETL_POSTGRES__DSN": schema_db,
-            "ETL_PUSHGATEWAY__URL": services.pushgateway,
-            "ETL_PUSHGATEWAY__JOB": f"etl-test-{group}",
-            "ETL_LOG__FORMAT": "json",
-            "ETL_KAFKA__TIMEOUT_SECONDS": "30",
-            "ETL_POSTGRES__RETRY_ATTEMPTS": "2",
-            "ETL_POSTGRES__RETRY_MAX_SECONDS": "3",
-        })
+        out.update(
+            {
+                "ETL_KAFKA__BOOTSTRAP_SERVERS": services.kafka,
+                "ETL_KAFKA__TOPIC": topic,
+                "ETL_KAFKA__GROUP_ID": group,
+                "ETL_POSTGRES__DSN": schema_db,
+                "ETL_PUSHGATEWAY__URL": services.pushgateway,
+                "ETL_PUSHGATEWAY__JOB": f"etl-test-{group}",
+                "ETL_LOG__FORMAT": "json",
+                "ETL_KAFKA__TIMEOUT_SECONDS": "30",
+                "ETL_POSTGRES__RETRY_ATTEMPTS": "2",
+                "ETL_POSTGRES__RETRY_MAX_SECONDS": "3",
+            }
+        )
         out.update(extra)
         return out
 

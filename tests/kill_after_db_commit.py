@@ -1,0 +1,19 @@
+"""Test harness: the real ``etl`` command, SIGKILLed right after its first database commit.
+
+Used by the integration tests to prove that dying between the database commit and the Kafka
+offset commit loses nothing and duplicates nothing. Only the harness patches the source.
+"""
+
+import os
+import signal
+
+from etl import source
+from etl.cli import main
+
+
+def _die(self: object, next_offsets: object) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+source.KafkaSource.commit = _die  # type: ignore[method-assign,assignment]
+main()

@@ -1,0 +1,137 @@
+"""Configuration: file and environment sources, validation naming the key, secrets masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from etl.cli import app
+from etl.config import load_config
+from etl.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "etl.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file_or_environment() -> None:
+    cfg = load_config(None, {})
+    assert cfg.batch.max_messages == 10_000
+    assert cfg.batch.max_bytes == 64 * 1024 * 1024
+    assert cfg.kafka.auto_offset_reset == "earliest"
+    assert cfg.pushgateway.url == ""
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[kafka]\ntopic = "from-file"\ngroup_id = "g"\n[batch]\nmax_messages = 50\n'
+    )
+    cfg = load_config(path, {"ETL_KAFKA__TOPIC": "from-env", "ETL_BATCH__MAX_BYTES": "4096"})
+    assert cfg.kafka.topic == "from-env"
+    assert cfg.kafka.group_id == "g"
+    assert cfg.batch.max_messages == 50
+    assert cfg.batch.max_bytes == 4096
+
+
+def test_the_exact_environment_names_of_the_contract() -> None:
+    cfg = load_config(
+        None,
+        {
+            "ETL_KAFKA__BOOTSTRAP_SERVERS": "k:1",
+            "ETL_KAFKA__TOPIC": "t",
+            "ETL_KAFKA__GROUP_ID": "g",
+            "ETL_POSTGRES__DSN": "host=db dbname=x",
+            "ETL_PUSHGATEWAY__URL": "http://p:9091",
+            "ETL_BATCH__MAX_MESSAGES": "7",
+            "ETL_BATCH__MAX_BYTES": "2048",
+        },
+    )
+    assert (cfg.kafka.bootstrap_servers, cfg.kafka.topic, cfg.kafka.group_id) == ("k:1", "t", "g")
+    assert cfg.postgres.dsn == "host=db dbname=x"
+    assert cfg.pushgateway.url == "http://p:9091"
+    assert (cfg.batch.max_messages, cfg.batch.max_bytes) == (7, 2048)
+
+
+def test_config_file_from_etl_config_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka]\ntopic = "t2"\n')
+    assert load_config(None, {"ETL_CONFIG": str(path)}).kafka.topic == "t2"
+
+
+def test_librdkafka_properties_pass_through_file_and_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka.client]\n"security.protocol" = "SASL_SSL"\n')
+    cfg = load_config(path, {"ETL_KAFKA__CLIENT__SASL_PASSWORD": "hunter2"})
+    assert cfg.kafka.client == {"security.protocol": "SASL_SSL", "sasl.password": "hunter2"}
+
+
+def test_secrets_are_masked_in_repr_and_masked_view() -> None:
+    cfg = load_config(
+        None,
+        {
+            "ETL_POSTGRES__DSN": "postgresql://etl:s3cret@db:5432/reports",
+            "ETL_KAFKA__CLIENT__SASL_PASSWORD": "hunter2",
+        },
+    )
+    shown = repr(cfg) + str(cfg.masked())
+    assert "s3cret" not in shown
+    assert "hunter2" not in shown
+    assert "***" in cfg.masked()["postgres"]["dsn"]
+    assert cfg.masked()["kafka"]["client"]["sasl.password"] == "***"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ETL_BATCH__MAX_MESSAGES": "ten"}, "batch.max_messages: expected an integer"),
+        ({"ETL_BATCH__MAX_MESSAGES": "0"}, "batch.max_messages: must be >= 1"),
+        ({"ETL_BATCH__MAX_SIZE": "1"}, "batch.max_size: unknown configuration key"),
+        ({"ETL_NOPE__X": "1"}, "ETL_NOPE__X: unknown configuration section"),
+        ({"ETL_KAFKA__AUTO_OFFSET_RESET": "smallest"}, "kafka.auto_offset_reset: must be"),
+        ({"ETL_PUSHGATEWAY__URL": "pgw:9091"}, "pushgateway.url: must start with http"),
+        ({"ETL_POSTGRES__DSN": "host=db port"}, "postgres.dsn: not a valid libpq"),
+        ({"ETL_KAFKA__TOPIC": ""}, "kafka.topic: must not be empty"),
+    ],
+)
+def test_invalid_values_name_the_key(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, env)
+    assert message in str(err.value)
+
+
+def test_bad_toml_and_unknown_sections_in_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(write(tmp_path, "[kafka\n"), {})
+    with pytest.raises(ConfigError, match="nope: unknown configuration section"):
+        load_config(write(tmp_path, "[nope]\nx = 1\n"), {})
+    with pytest.raises(ConfigError, match="No such file"):
+        load_config(tmp_path / "missing.toml", {})
+
+
+def test_cli_run_with_invalid_config_exits_2_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ETL_BATCH__MAX_BYTES", "lots")
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("etl: error: batch.max_bytes: expected an integer, got 'lots'")
+
+
+def test_cli_run_help_documents_the_exit_codes() -> None:
+    result = CliRunner().invoke(app, ["run", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for code in (
+        "0:",
+        "2:",
+        "3: Kafka unavailable",
+        "4: PostgreSQL unavailable",
+        "5: database schema missing",
+        "6: interrupted",
+    ):
+        assert code in result.output
+
+
+def test_cli_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("etl ")

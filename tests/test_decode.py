@@ -1,0 +1,269 @@
+"""decode(): every rule of the message contract, as a table of good and bad messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from etl.decode import REASONS, Rejection, Row, decode
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+LATEST = NOW + timedelta(minutes=5)
+CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
+
+
+def message(**overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "OrgID": 42,
+        "AccountNumber": 7,
+        "ClusterName": CLUSTER,
+        "Report": {
+            "fingerprints": [],
+            "reports": [{"rule_id": "r|KEY", "details": {"html": "<b>é</b>", "n": 1.5}}],
+            "system": {"hostname": None},
+            "info": [{"x": 1}],
+            "skips": [],
+            "pass": [],
+            "analysis_metadata": {"start": "x"},
+            "extra": {"kept": True},
+        },
+        "LastChecked": "2026-05-04T09:30:12.123456Z",
+        "Version": 2,
+        "RequestId": "abc",
+        "Metadata": {"gathering_time": "x"},
+    }
+    for key, value in overrides.items():
+        if value is _DROP:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+_DROP = object()
+
+
+def ok(value: bytes) -> Row:
+    result = decode(value, LATEST)
+    assert isinstance(result, Row), result
+    return result
+
+
+def rejected(value: bytes | None) -> Rejection:
+    result = decode(value, LATEST)
+    assert isinstance(result, Rejection), result
+    assert result.reason in REASONS
+    return result
+
+
+def test_valid_message_becomes_a_trimmed_row() -> None:
+    row = ok(orjson.dumps(message()))
+    assert row.org_id == 42
+    assert row.account_number == 7
+    assert row.cluster == CLUSTER
+    assert row.updated_at == datetime(2026, 5, 4, 9, 30, 12, 123456)
+    assert orjson.loads(row.report) == {
+        "reports": [{"rule_id": "r|KEY", "details": {"html": "<b>é</b>", "n": 1.5}}],
+        "extra": {"kept": True},
+    }
+    assert " " not in row.report  # compact
+    assert not row.account_missing
+    assert row.unexpected_version is None
+
+
+@pytest.mark.parametrize("account", [_DROP, None])
+def test_missing_or_null_account_number_is_stored_as_zero_and_flagged(account: object) -> None:
+    row = ok(orjson.dumps(message(AccountNumber=account)))
+    assert row.account_number == 0
+    assert row.account_missing
+
+
+def test_top_level_keys_match_in_any_case() -> None:
+    doc = {k.lower() if k != "Report" else "REPORT": v for k, v in message().items()}
+    assert ok(orjson.dumps(doc)).org_id == 42
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        CLUSTER.upper(),
+        "{" + CLUSTER + "}",
+        "urn:uuid:" + CLUSTER,
+        CLUSTER.replace("-", ""),
+    ],
+)
+def test_cluster_spellings_are_normalised(spelling: str) -> None:
+    assert ok(orjson.dumps(message(ClusterName=spelling))).cluster == CLUSTER
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2026-05-04T11:30:12+02:00", datetime(2026, 5, 4, 9, 30, 12)),
+        ("2026-05-04T09:30:12.123456789Z", datetime(2026, 5, 4, 9, 30, 12, 123456)),
+        ("2026-11-29T12:04:59Z", datetime(2026, 11, 29, 12, 4, 59)),  # within the clock skew
+    ],
+)
+def test_timestamps_become_naive_utc(stamp: str, expected: datetime) -> None:
+    assert ok(orjson.dumps(message(LastChecked=stamp))).updated_at == expected
+
+
+def test_unexpected_version_is_accepted_and_reported() -> None:
+    assert ok(orjson.dumps(message(Version=3))).unexpected_version == 3
+    assert ok(orjson.dumps(message(Version=_DROP))).unexpected_version is None
+
+
+def test_a_backslash_in_the_report_survives() -> None:
+    report = message()["Report"] | {"reports": [{"path": "C:\\tmp\\n"}]}
+    row = ok(orjson.dumps(message(Report=report)))
+    assert orjson.loads(row.report)["reports"] == [{"path": "C:\\tmp\\n"}]
+
+
+BAD: list[tuple[str, bytes | None, str, str]] = [
+    ("none", None, "empty_value", "message value is empty"),
+    ("empty", b"", "empty_value", "message value is empty"),
+    ("not utf-8", b'{"OrgID": "\xff"}', "invalid_json", "not valid UTF-8 JSON"),
+    ("not json", b"hello", "invalid_json", "not valid UTF-8 JSON"),
+    ("trailing garbage", orjson.dumps(message()) + b" x", "invalid_json", "after document"),
+    ("array", b"[1, 2]", "invalid_json", "expected a JSON object, got array"),
+    ("string", b'"x"', "invalid_json", "expected a JSON object, got string"),
+    (
+        "missing OrgID",
+        orjson.dumps(message(OrgID=_DROP)),
+        "missing_field",
+        "OrgID: required field is missing",
+    ),
+    (
+        "null OrgID",
+        orjson.dumps(message(OrgID=None)),
+        "missing_field",
+        "OrgID: required field is null",
+    ),
+    (
+        "string OrgID",
+        orjson.dumps(message(OrgID="42")),
+        "wrong_type",
+        "OrgID: expected integer, got string",
+    ),
+    (
+        "float OrgID",
+        orjson.dumps(message(OrgID=42.0)),
+        "wrong_type",
+        "OrgID: expected integer, got float",
+    ),
+    (
+        "bool OrgID",
+        orjson.dumps(message(OrgID=True)),
+        "wrong_type",
+        "OrgID: expected integer, got boolean",
+    ),
+    ("negative OrgID", orjson.dumps(message(OrgID=-1)), "out_of_range", "OrgID: -1 is outside"),
+    ("huge OrgID", orjson.dumps(message(OrgID=2**31)), "out_of_range", "OrgID: 2147483648"),
+    (
+        "string account",
+        orjson.dumps(message(AccountNumber="7")),
+        "wrong_type",
+        "AccountNumber: expected integer, got string",
+    ),
+    (
+        "negative account",
+        orjson.dumps(message(AccountNumber=-7)),
+        "out_of_range",
+        "AccountNumber: -7",
+    ),
+    ("missing cluster", orjson.dumps(message(ClusterName=_DROP)), "missing_field", "ClusterName"),
+    (
+        "numeric cluster",
+        orjson.dumps(message(ClusterName=5)),
+        "wrong_type",
+        "ClusterName: expected string, got integer",
+    ),
+    (
+        "bad cluster",
+        orjson.dumps(message(ClusterName="not-a-uuid")),
+        "bad_cluster",
+        "ClusterName: not a UUID",
+    ),
+    ("missing report", orjson.dumps(message(Report=_DROP)), "missing_field", "Report"),
+    (
+        "report string",
+        orjson.dumps(message(Report="{}")),
+        "wrong_type",
+        "Report: expected object, got string",
+    ),
+    (
+        "report without reports",
+        orjson.dumps(message(Report={"fingerprints": [], "system": {}})),
+        "bad_report",
+        "Report: missing required key(s) reports",
+    ),
+    (
+        "missing LastChecked",
+        orjson.dumps(message(LastChecked=_DROP)),
+        "missing_field",
+        "LastChecked",
+    ),
+    (
+        "numeric LastChecked",
+        orjson.dumps(message(LastChecked=1700000000)),
+        "wrong_type",
+        "LastChecked: expected string, got integer",
+    ),
+    (
+        "garbled LastChecked",
+        orjson.dumps(message(LastChecked="yesterday")),
+        "bad_timestamp",
+        "LastChecked: not an RFC 3339",
+    ),
+    ("date only", orjson.dumps(message(LastChecked="2026-05-04")), "bad_timestamp", "LastChecked"),
+    (
+        "no offset",
+        orjson.dumps(message(LastChecked="2026-05-04T09:30:12")),
+        "bad_timestamp",
+        "with offset",
+    ),
+    (
+        "future",
+        orjson.dumps(message(LastChecked="2026-11-29T12:05:01Z")),
+        "future_timestamp",
+        "message from the future",
+    ),
+    (
+        "nul in report",
+        orjson.dumps(message(Report=message()["Report"] | {"reports": ["a\x00"]})),
+        "unstorable_text",
+        "\\u0000",
+    ),
+    (
+        "nul in a report key",
+        orjson.dumps(message(Report=message()["Report"] | {"k\x00": 1})),
+        "unstorable_text",
+        "\\u0000",
+    ),
+    (
+        "lone surrogate",
+        orjson.dumps(message()).replace(b'"abc"', b'"\\ud800"'),
+        "unstorable_text",
+        "surrogate",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "detail"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
+def test_bad_messages_are_rejected_with_a_specific_reason(
+    value: bytes | None, reason: str, detail: str
+) -> None:
+    result = rejected(value)
+    assert result.reason == reason
+    assert detail in result.detail
+
+
+def test_escaped_backslash_u0000_text_is_not_a_nul() -> None:
+    # The six characters \u0000 written literally (escaped backslash) are storable text.
+    report = message()["Report"] | {"reports": ["\\u0000"]}
+    assert orjson.loads(ok(orjson.dumps(message(Report=report))).report)["reports"] == ["\\u0000"]

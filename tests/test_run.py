@@ -1,0 +1,249 @@
+"""The run loop with in-memory fakes of our own ports: commit order, stop conditions, outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from etl.config import PushgatewayConfig
+from etl.errors import KafkaUnavailable, PostgresUnavailable
+from etl.metrics import RunMetrics
+from etl.ports import Batch, Message, PartitionProgress, StoredRejection, StoredRow, WriteResult
+from etl.run import RunSettings, execute
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def value(org: int) -> bytes:
+    return orjson.dumps(
+        {
+            "OrgID": org,
+            "AccountNumber": 1,
+            "ClusterName": "5d5892d3-1f74-4ccf-91af-548dfc9767aa",
+            "Report": {"fingerprints": [], "reports": [], "system": {}},
+            "LastChecked": f"2026-05-04T09:30:{org % 60:02d}Z",
+        }
+    )
+
+
+class FakeSource:
+    """Hands out pre-arranged messages of one partition in batches; records commits in `events`."""
+
+    def __init__(self, events: list[str], messages: list[Message], stop: int) -> None:
+        self.events = events
+        self.pending = list(messages)
+        self.part = PartitionProgress(0, 0, stop, 0)
+        self.started = self.closed = False
+        self.committed: dict[int, int] = {}
+
+    def start(self) -> None:
+        self.started = True
+
+    def finished(self) -> bool:
+        return self.started and self.part.done
+
+    def read_batch(
+        self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
+    ) -> Batch:
+        out = self.pending[:max_messages]
+        del self.pending[:max_messages]
+        self.part.next = out[-1].offset + 1 if out else self.part.stop
+        self.events.append(f"read {len(out)}")
+        return Batch(out, {0: self.part.next}, sum(len(m.value or b"") for m in out))
+
+    def commit(self, next_offsets: Mapping[int, int]) -> None:
+        self.events.append(f"commit {dict(next_offsets)}")
+        self.committed.update(next_offsets)
+
+    def progress(self) -> Sequence[PartitionProgress]:
+        return [self.part]
+
+    def lag(self) -> dict[int, int]:
+        return {0: self.part.stop - self.part.next}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeSink:
+    def __init__(self, events: list[str], fail_on_call: int | None = None) -> None:
+        self.events = events
+        self.fail_on_call = fail_on_call
+        self.calls = 0
+        self.rows: list[StoredRow] = []
+        self.rejections: list[StoredRejection] = []
+        self.closed = False
+
+    def check_schema(self) -> None:
+        self.events.append("schema ok")
+
+    def write(
+        self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
+    ) -> WriteResult:
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise PostgresUnavailable("PostgreSQL unavailable: connection refused")
+        self.events.append(f"write {len(rows)}+{len(rejections)}")
+        self.rows.extend(rows)
+        self.rejections.extend(rejections)
+        return WriteResult(len(rows), 0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Pushes:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, url: str, **kwargs: Any) -> None:
+        self.calls.append({"url": url, **kwargs})
+
+
+def run_with(
+    source: FakeSource,
+    sink: FakeSink,
+    stop: Callable[[], bool] = lambda: False,
+    max_messages: int = 2,
+) -> tuple[Any, RunMetrics, Pushes]:
+    pushes = Pushes()
+    metrics = RunMetrics(PushgatewayConfig(url="http://pgw:9091", job="etl"), pusher=pushes)
+    settings = RunSettings("topic", max_messages, 1 << 20, timedelta(minutes=5))
+    summary = execute(
+        settings, source=source, sink=sink, metrics=metrics, stop_requested=stop, now=lambda: NOW
+    )
+    return summary, metrics, pushes
+
+
+def msgs(*values: bytes) -> list[Message]:
+    return [Message(0, i, 1_700_000_000_000, v) for i, v in enumerate(values)]
+
+
+def test_each_batch_is_written_before_its_offsets_are_committed() -> None:
+    events: list[str] = []
+    source = FakeSource(events, msgs(value(1), value(2), value(3)), stop=3)
+    summary, _, _ = run_with(source, FakeSink(events))
+    assert summary.exit_code == 0
+    assert events == [
+        "schema ok",
+        "read 2",
+        "write 2+0",
+        "commit {0: 2}",
+        "read 1",
+        "write 1+0",
+        "commit {0: 3}",
+    ]
+
+
+def test_bad_messages_are_stored_as_rejections_beside_the_good_rows() -> None:
+    events: list[str] = []
+    sink = FakeSink(events)
+    source = FakeSource(events, msgs(value(1), b"nope", value(3)), stop=3)
+    summary, metrics, _ = run_with(source, sink, max_messages=10)
+    assert summary.exit_code == 0
+    assert [r.row.org_id for r in sink.rows] == [1, 3]
+    assert [(r.rejection.reason, r.message.offset) for r in sink.rejections] == [
+        ("invalid_json", 1)
+    ]
+    assert metrics.rejected()["invalid_json"] == 1
+    assert metrics.get("etl_rows_inserted") == 2
+
+
+def test_a_database_failure_commits_no_offset_of_that_batch_and_exits_4() -> None:
+    events: list[str] = []
+    source = FakeSource(events, msgs(value(1), value(2), value(3)), stop=3)
+    summary, metrics, pushes = run_with(source, FakeSink(events, fail_on_call=2))
+    assert summary.exit_code == PostgresUnavailable.exit_code
+    assert source.committed == {0: 2}
+    assert events[-1] == "read 1"
+    assert source.closed
+    assert len(pushes.calls) == 1  # failed runs push too
+    assert metrics.get("etl_run_exit_code") == 4
+    assert "etl_last_success_timestamp_seconds" not in {m.name for m in metrics.registry.collect()}
+
+
+def test_a_successful_run_pushes_its_success_time() -> None:
+    events: list[str] = []
+    _, metrics, pushes = run_with(FakeSource(events, msgs(value(1)), stop=1), FakeSink(events))
+    assert pushes.calls[0]["job"] == "etl"
+    names = {m.name for m in metrics.registry.collect()}
+    assert "etl_last_success_timestamp_seconds" in names
+
+
+def test_an_empty_partition_finishes_without_writing() -> None:
+    events: list[str] = []
+    summary, _, _ = run_with(FakeSource(events, [], stop=0), FakeSink(events))
+    assert summary.exit_code == 0
+    assert events == ["schema ok"]
+
+
+def test_a_stop_request_finishes_the_current_batch_then_exits_6() -> None:
+    events: list[str] = []
+    source = FakeSource(events, msgs(value(1), value(2), value(3), value(4)), stop=4)
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return "write 2+0" in events
+
+    summary, _, _ = run_with(source, FakeSink(events), stop=stop)
+    assert summary.exit_code == 6
+    assert summary.status == "interrupted"
+    assert source.committed == {0: 2}
+    assert events[-1] == "commit {0: 2}"
+
+
+def test_a_kafka_failure_is_reported_with_its_exit_code() -> None:
+    events: list[str] = []
+
+    class Broken(FakeSource):
+        def start(self) -> None:
+            raise KafkaUnavailable("cannot reach Kafka at x:1: refused")
+
+    summary, _, _ = run_with(Broken(events, [], stop=0), FakeSink(events))
+    assert summary.exit_code == 3
+    assert summary.error == "cannot reach Kafka at x:1: refused"
+
+
+def test_a_bug_still_pushes_metrics_and_propagates() -> None:
+    events: list[str] = []
+
+    class Buggy(FakeSink):
+        def write(self, *args: Any) -> WriteResult:
+            raise ZeroDivisionError
+
+    pushes = Pushes()
+    metrics = RunMetrics(PushgatewayConfig(url="http://pgw:9091"), pusher=pushes)
+    with pytest.raises(ZeroDivisionError):
+        execute(
+            RunSettings("t", 5, 1 << 20, timedelta(0)),
+            source=FakeSource(events, msgs(value(1)), stop=1),
+            sink=Buggy(events),
+            metrics=metrics,
+            stop_requested=lambda: False,
+            now=lambda: NOW,
+        )
+    assert metrics.get("etl_run_exit_code") == 1
+    assert len(pushes.calls) == 1
+
+
+def test_a_pushgateway_failure_does_not_change_the_exit_code() -> None:
+    events: list[str] = []
+
+    def down(url: str, **kwargs: Any) -> None:
+        raise OSError("connection refused")
+
+    metrics = RunMetrics(PushgatewayConfig(url="http://pgw:9091"), pusher=down)
+    summary = execute(
+        RunSettings("t", 5, 1 << 20, timedelta(0)),
+        source=FakeSource(events, msgs(value(1)), stop=1),
+        sink=FakeSink(events),
+        metrics=metrics,
+        stop_requested=lambda: False,
+        now=lambda: NOW,
+    )
+    assert summary.exit_code == 0

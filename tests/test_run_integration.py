@@ -1,0 +1,349 @@
+"""`etl run` as a user runs it, against the real Kafka, PostgreSQL and Pushgateway."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from tests.conftest import ROOT, Services
+
+CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767{:02x}"
+ETL = [sys.executable, "-m", "etl", "run"]
+
+
+def good(i: int) -> bytes:
+    return orjson.dumps(
+        {
+            "OrgID": 1000 + i,
+            "AccountNumber": 50 + i,
+            "ClusterName": CLUSTER.format(i % 256),
+            "Report": {
+                "fingerprints": [],
+                "system": {"h": 1},
+                "info": [],
+                "reports": [{"rule_id": f"rule_{i}|KEY", "details": {"html": "<b>é</b>"}}],
+            },
+            "LastChecked": f"2026-05-04T09:{i // 60 % 60:02d}:{i % 60:02d}.{i:06d}Z",
+            "Version": 2,
+        }
+    )
+
+
+BAD = [b"", b"not json", b'{"OrgID": "1"}', orjson.dumps({"OrgID": 1})]
+
+
+def run_etl(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ETL, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    for line in result.stderr.splitlines():
+        if line.startswith("{") and '"event":"run finished"' in line:
+            doc: dict[str, Any] = orjson.loads(line)
+            return doc
+    raise AssertionError(f"no summary line in stderr:\n{result.stderr}")
+
+
+def rows(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT org_id, account_number, cluster, updated_at, kafka_partition, kafka_offset"
+            " FROM new_reports ORDER BY org_id"
+        ).fetchall()
+
+
+def rejections(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT kafka_partition, kafka_offset, reason, raw_value FROM rejected_messages"
+            " ORDER BY kafka_partition, kafka_offset"
+        ).fetchall()
+
+
+def committed(services: Services, group: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": services.kafka, "group.id": group})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        consumer.close()
+
+
+def pushed(services: Services, job: str) -> dict[str, float]:
+    """The job's series on the Pushgateway, as 'name{labels}' -> value (job label dropped)."""
+    body = urllib.request.urlopen(f"{services.pushgateway}/metrics", timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for line in body.splitlines():
+        if line.startswith("etl_") and f'job="{job}"' in line:
+            name, _, val = line.rpartition(" ")
+            labels = ",".join(
+                part
+                for part in name[name.find("{") + 1 : -1].split(",")
+                if not part.startswith(("job=", "instance="))
+            )
+            out[name.split("{")[0] + (f"{{{labels}}}" if labels else "")] = float(val)
+    return out
+
+
+Env = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def loaded_topic(
+    make_topic: Callable[[int], str], produce: Callable[..., None]
+) -> tuple[str, list[tuple[int, bytes]]]:
+    """3 partitions: 30 valid messages and 4 invalid ones, spread round-robin."""
+    topic = make_topic(3)
+    items = [(i % 3, good(i)) for i in range(30)] + [(i % 3, v) for i, v in enumerate(BAD)]
+    produce(topic, items)
+    return topic, items
+
+
+def test_a_run_loads_valid_rows_stores_rejections_commits_and_pushes(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    loaded_topic: tuple[str, list[tuple[int, bytes]]],
+) -> None:
+    topic, _ = loaded_topic
+    env = etl_env(topic)
+    result = run_etl(env)
+    assert result.returncode == 0, result.stderr
+
+    stored = rows(schema_db)
+    assert [r[0] for r in stored] == [1000 + i for i in range(30)]
+    assert stored[7][1:4] == (57, CLUSTER.format(7), datetime(2026, 5, 4, 9, 0, 7, 7))
+    assert {(r[0] - 1000) % 3 for r in stored if r[4] == 1} == {1}
+    assert sorted((p, o, reason) for p, o, reason, _ in rejections(schema_db)) == [
+        (0, 10, "empty_value"),
+        (0, 11, "missing_field"),
+        (1, 10, "invalid_json"),
+        (2, 10, "wrong_type"),
+    ]
+    assert {bytes(r[3]) for r in rejections(schema_db)} == set(BAD)
+    assert committed(services, group, topic, 3) == {0: 12, 1: 11, 2: 11}
+
+    doc = summary(result)
+    assert (doc["consumed"], doc["inserted"], doc["duplicates"]) == (34, 30, 0)
+    assert doc["partitions"] == {
+        "0": {"start": 0, "stop": 12, "reached": 12},
+        "1": {"start": 0, "stop": 11, "reached": 11},
+        "2": {"start": 0, "stop": 11, "reached": 11},
+    }
+    metrics = pushed(services, env["ETL_PUSHGATEWAY__JOB"])
+    assert metrics["etl_messages_consumed"] == 34
+    assert metrics["etl_rows_inserted"] == 30
+    assert metrics["etl_rows_duplicate"] == 0
+    assert metrics['etl_messages_rejected{reason="invalid_json"}'] == 1
+    assert metrics['etl_messages_rejected{reason="empty_value"}'] == 1
+    assert metrics['etl_messages_rejected{reason="missing_field"}'] == 1
+    assert metrics['etl_messages_rejected{reason="wrong_type"}'] == 1
+    assert metrics['etl_partition_lag{partition="0"}'] == 0
+    assert metrics["etl_run_exit_code"] == 0
+    assert metrics["etl_last_success_timestamp_seconds"] == pytest.approx(time.time(), abs=120)
+
+    again = run_etl(env)
+    assert again.returncode == 0, again.stderr
+    assert summary(again)["consumed"] == 0
+    assert len(rows(schema_db)) == 30
+
+
+def test_messages_produced_after_a_run_are_loaded_by_the_next(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    loaded_topic: tuple[str, list[tuple[int, bytes]]],
+    produce: Callable[..., None],
+) -> None:
+    topic, _ = loaded_topic
+    env = etl_env(topic)
+    assert run_etl(env).returncode == 0
+    produce(topic, [(i % 3, good(i)) for i in range(30, 36)])
+    result = run_etl(env)
+    assert result.returncode == 0, result.stderr
+    assert summary(result)["inserted"] == 6
+    assert len(rows(schema_db)) == 36
+    assert committed(services, group, topic, 3) == {0: 14, 1: 13, 2: 13}
+
+
+def test_killed_between_database_and_kafka_commit_loses_and_duplicates_nothing(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    loaded_topic: tuple[str, list[tuple[int, bytes]]],
+) -> None:
+    topic, _ = loaded_topic
+    env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="5")
+    killed = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("kill_after_db_commit.py")), "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    written = len(rows(schema_db))
+    assert 0 < written < 30
+    assert committed(services, group, topic, 3) == {0: -1001, 1: -1001, 2: -1001}
+
+    result = run_etl(env)
+    assert result.returncode == 0, result.stderr
+    assert summary(result)["duplicates"] == written
+    stored = rows(schema_db)
+    assert [r[0] for r in stored] == [1000 + i for i in range(30)]
+    assert len(rejections(schema_db)) == 4
+    assert committed(services, group, topic, 3) == {0: 12, 1: 11, 2: 11}
+
+
+def test_postgres_down_exits_4_and_commits_no_offset(
+    services: Services,
+    group: str,
+    etl_env: Env,
+    loaded_topic: tuple[str, list[tuple[int, bytes]]],
+) -> None:
+    topic, _ = loaded_topic
+    env = etl_env(topic, ETL_POSTGRES__DSN="postgresql://postgres:pw@127.0.0.1:1/postgres")
+    result = run_etl(env)
+    assert result.returncode == 4
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("etl: error: PostgreSQL unavailable")
+    assert "pw" not in result.stderr.replace("PostgreSQL", "")
+    assert committed(services, group, topic, 3) == {0: -1001, 1: -1001, 2: -1001}
+    assert pushed(services, env["ETL_PUSHGATEWAY__JOB"])["etl_run_exit_code"] == 4
+
+
+def test_kafka_unreachable_exits_3(etl_env: Env) -> None:
+    env = etl_env("any", ETL_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:1")
+    result = run_etl(env)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("etl: error: cannot reach Kafka")
+
+
+def test_missing_topic_exits_3(etl_env: Env) -> None:
+    result = run_etl(etl_env("etl-test-no-such-topic"))
+    assert result.returncode == 3
+    assert "topic 'etl-test-no-such-topic': does not exist" in result.stderr
+
+
+def test_missing_schema_exits_5_and_commits_nothing(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    loaded_topic: tuple[str, list[tuple[int, bytes]]],
+) -> None:
+    with psycopg.connect(schema_db, autocommit=True) as conn:
+        conn.execute("DROP TABLE new_reports CASCADE")
+    result = run_etl(etl_env(loaded_topic[0]))
+    assert result.returncode == 5
+    assert "table new_reports does not exist; apply schema.sql" in result.stderr
+    assert committed(services, group, loaded_topic[0], 3) == {0: -1001, 1: -1001, 2: -1001}
+    with psycopg.connect(schema_db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE rejected_messages DROP COLUMN detail")
+        conn.execute((ROOT / "schema.sql").read_text())  # type: ignore[arg-type]
+    result = run_etl(etl_env(loaded_topic[0]))
+    assert result.returncode == 5
+    assert "table rejected_messages lacks column(s) detail" in result.stderr
+
+
+def test_two_copies_split_six_partitions_without_loss_or_duplicates(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    make_topic: Callable[[int], str],
+    produce: Callable[..., None],
+) -> None:
+    topic = make_topic(6)
+    produce(topic, [(i % 6, good(i)) for i in range(600)])
+    env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="20")
+    procs = [
+        subprocess.Popen([*ETL], env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=180)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    stored = rows(schema_db)
+    assert len(stored) == 600
+    assert len({r[0] for r in stored}) == 600
+    assert committed(services, group, topic, 6) == dict.fromkeys(range(6), 100)
+
+
+def test_sigterm_commits_what_was_written_and_exits_6(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    make_topic: Callable[[int], str],
+    produce: Callable[..., None],
+) -> None:
+    topic = make_topic(1)
+    produce(topic, [(0, good(i)) for i in range(3000)])
+    env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="10")
+    proc = subprocess.Popen([*ETL], env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "partitions assigned" in line:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 6, err
+    done = committed(services, group, topic, 1)[0]
+    assert 0 < done < 3000
+    assert len(rows(schema_db)) == done  # exactly what was committed, nothing more or less
+    assert run_etl(env).returncode == 0
+    assert len(rows(schema_db)) == 3000
+
+
+def test_committed_offset_deleted_by_retention_is_skipped_and_reported(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    make_topic: Callable[[int], str],
+    produce: Callable[..., None],
+) -> None:
+    topic = make_topic(1)
+    produce(topic, [(0, good(i)) for i in range(10)])
+    consumer = Consumer({"bootstrap.servers": services.kafka, "group.id": group})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+    consumer.close()
+    admin = AdminClient({"bootstrap.servers": services.kafka})
+    for fut in admin.delete_records([TopicPartition(topic, 0, 6)]).values():
+        fut.result(timeout=30)
+    env = etl_env(topic)
+    result = run_etl(env)
+    assert result.returncode == 0, result.stderr
+    assert "committed offset already deleted by retention" in result.stderr
+    assert [r[0] for r in rows(schema_db)] == [1006, 1007, 1008, 1009]
+    metrics = pushed(services, env["ETL_PUSHGATEWAY__JOB"])
+    assert metrics['etl_offsets_skipped_retention{partition="0"}'] == 4
