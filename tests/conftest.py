@@ -8,6 +8,7 @@ integration test fails (never skips) with a message saying how to start them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -114,10 +115,8 @@ def make_topic(services: Services) -> Iterator[Callable[[int], str]]:
     yield create
     if created:
         for fut in admin.delete_topics(created).values():
-            try:
+            with contextlib.suppress(Exception):
                 fut.result(timeout=30)
-            except Exception:
-                pass
 
 
 @pytest.fixture
