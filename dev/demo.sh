@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The job end to end on local services: start them, create the schema and a topic, produce
+# sample messages, run `etl run`, show the rows loaded, the rejections and the metrics pushed.
+# The services keep running afterwards; stop them with `dev/services.sh stop`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install -q --disable-pip-version-check -e .
+eval "$(dev/services.sh start)"
+export ETL_KAFKA__TOPIC="${ETL_KAFKA__TOPIC:-ccx.ocp.results.demo}"
+export ETL_KAFKA__GROUP_ID="${ETL_KAFKA__GROUP_ID:-etl-demo}"
+export ETL_PUSHGATEWAY__JOB=etl-demo
+
+psql -q -v ON_ERROR_STOP=1 "$ETL_POSTGRES__DSN" -f schema.sql 2>/dev/null
+python3 dev/samples.py "$ETL_KAFKA__TOPIC"
+
+echo "== etl run"
+set +e
+etl run
+code=$?
+set -e
+echo "== exit code: $code"
+echo "== new_reports (latest 5)"
+psql "$ETL_POSTGRES__DSN" -c "SELECT org_id, account_number, cluster, updated_at,
+  kafka_partition, kafka_offset, left(report, 60) AS report
+  FROM new_reports ORDER BY updated_at DESC LIMIT 5"
+echo "== rejected_messages"
+psql "$ETL_POSTGRES__DSN" -c "SELECT kafka_partition, kafka_offset, reason, left(detail, 70) AS detail
+  FROM rejected_messages ORDER BY rejected_at DESC, kafka_offset LIMIT 10"
+echo "== metrics on the Pushgateway"
+curl -s "$ETL_PUSHGATEWAY__URL/metrics" | grep '^etl_' | grep 'job="etl-demo"' | grep -v ' 0$' || true
+exit "$code"
