@@ -1,5 +1,67 @@
--- Tables written by etl run. Idempotent: safe to apply any number of times
--- (psql -v ON_ERROR_STOP=1 -f schema.sql).
+-- The notification database at the latest schema version (9), the same catalog that
+-- `etl db init` builds from the migrations in etl/migrations.py (a test compares the two).
+-- Idempotent: safe to apply any number of times
+--   psql -v ON_ERROR_STOP=1 --single-transaction -f schema.sql
+-- A database recorded at another version is refused: upgrade it with `etl db migrate`.
+
+DO $$
+BEGIN
+    IF to_regclass('migration_info') IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 9) THEN
+            RAISE EXCEPTION 'schema.sql builds schema version 9 but this database is at '
+                'another version: run etl db migrate instead';
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE TABLE IF NOT EXISTS migration_info (
+    version integer NOT NULL
+);
+INSERT INTO migration_info (version)
+    SELECT 9 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
+COMMENT ON TABLE migration_info IS 'information about the latest DB schema and migration status';
+
+CREATE TABLE IF NOT EXISTS notification_types (
+    id          integer NOT NULL,
+    value       varchar NOT NULL,
+    frequency   varchar NOT NULL,
+    comment     varchar,
+    PRIMARY KEY (id)
+);
+CREATE INDEX IF NOT EXISTS notification_types_id_idx ON notification_types (id ASC);
+INSERT INTO notification_types (id, value, frequency, comment) VALUES
+    (1, 'instant', '* * * * * *', 'instant notifications performed ASAP'),
+    (2, 'weekly', '@weekly', 'weekly summary')
+    ON CONFLICT DO NOTHING;
+COMMENT ON TABLE notification_types IS
+    'list of all notification types used by Notification service';
+
+CREATE TABLE IF NOT EXISTS states (
+    id          integer NOT NULL,
+    value       varchar NOT NULL,
+    comment     varchar,
+    PRIMARY KEY (id)
+);
+INSERT INTO states (id, value, comment) VALUES
+    (1, 'sent', 'notification has been sent to user'),
+    (2, 'same', 'skipped, report is the same as previous one'),
+    (3, 'lower', 'skipped, all issues has low priority'),
+    (4, 'error', 'notification delivery error')
+    ON CONFLICT DO NOTHING;
+COMMENT ON TABLE states IS 'states for each row stored in reported table';
+
+CREATE TABLE IF NOT EXISTS event_targets (
+    id          integer NOT NULL,
+    name        varchar NOT NULL UNIQUE,
+    metainfo    varchar NOT NULL UNIQUE,
+    PRIMARY KEY (id)
+);
+INSERT INTO event_targets (id, name, metainfo) VALUES
+    (1, 'notifications backend', 'the target of the report is the ccx notification service back end'),
+    (2, 'service log', 'the target of the report is the ServiceLog')
+    ON CONFLICT DO NOTHING;
+COMMENT ON TABLE event_targets IS 'specification of all event targets currently supported';
 
 -- new_reports is read by the notification service: keep these names and types.
 CREATE TABLE IF NOT EXISTS new_reports (
@@ -11,8 +73,10 @@ CREATE TABLE IF NOT EXISTS new_reports (
     kafka_offset    bigint                      NOT NULL DEFAULT 0,
     PRIMARY KEY (org_id, cluster, updated_at)
 );
--- Added by etl: with kafka_offset it locates the message a row came from.
+-- Added by etl (version 9): with kafka_offset it locates the message a row came from.
 ALTER TABLE new_reports ADD COLUMN IF NOT EXISTS kafka_partition integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN new_reports.kafka_partition IS
+    'Kafka partition of the message the row came from (with kafka_offset)';
 
 CREATE INDEX IF NOT EXISTS report_kafka_offset_btree_idx ON new_reports (kafka_offset);
 CREATE INDEX IF NOT EXISTS new_reports_org_id_idx ON new_reports (org_id);
@@ -22,6 +86,45 @@ CREATE INDEX IF NOT EXISTS new_reports_updated_at_desc_idx ON new_reports (updat
 
 COMMENT ON TABLE new_reports IS
     'latest OCP cluster-analysis reports loaded from Kafka, read by the notification service';
+
+CREATE TABLE IF NOT EXISTS reported (
+    org_id              integer       NOT NULL,
+    account_number      integer       NOT NULL,
+    cluster             character(36) NOT NULL,
+    notification_type   integer       NOT NULL,
+    state               integer       NOT NULL,
+    report              varchar       NOT NULL,
+    updated_at          timestamp     NOT NULL,
+    notified_at         timestamp     NOT NULL,
+    error_log           varchar,
+    event_type_id       integer       NOT NULL,
+    PRIMARY KEY (org_id, cluster, notified_at),
+    CONSTRAINT fk_notification_type FOREIGN KEY (notification_type)
+        REFERENCES notification_types (id),
+    CONSTRAINT fk_state FOREIGN KEY (state) REFERENCES states (id),
+    FOREIGN KEY (event_type_id) REFERENCES event_targets (id)
+);
+CREATE INDEX IF NOT EXISTS notified_at_desc_idx ON reported (notified_at DESC);
+-- Named "desc" by the reference service but ascending; kept for compatibility.
+CREATE INDEX IF NOT EXISTS updated_at_desc_idx ON reported (updated_at ASC);
+CREATE INDEX IF NOT EXISTS idx_reported_event_state_org_cluster
+    ON reported (event_type_id, state, org_id, cluster);
+CREATE INDEX IF NOT EXISTS idx_reported_updated_at ON reported (updated_at);
+COMMENT ON TABLE reported IS 'notifications reported to user or skipped due to some conditions';
+
+CREATE TABLE IF NOT EXISTS read_errors (
+    error_id    serial PRIMARY KEY,
+    org_id      integer       NOT NULL,
+    cluster     character(36) NOT NULL,
+    updated_at  timestamp     NOT NULL,
+    error_text  varchar(1000) NOT NULL,
+    created_at  timestamp     NOT NULL,
+    CONSTRAINT read_errors_org_id_cluster_updated_at_fkey
+        FOREIGN KEY (org_id, cluster, updated_at)
+        REFERENCES new_reports (org_id, cluster, updated_at) ON DELETE CASCADE,
+    UNIQUE (error_id, org_id, cluster, updated_at)
+);
+COMMENT ON TABLE read_errors IS 'errors that are detected during new reports collection';
 
 -- Messages etl could not store, each with a specific reason. A replay never duplicates them.
 CREATE TABLE IF NOT EXISTS rejected_messages (

@@ -17,6 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from etl.cli_admin import register as register_admin_commands
 from etl.config import Config, load_config
 from etl.errors import ConfigError, EtlError, exit_codes_help
 from etl.logs import setup_logging
@@ -32,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+register_admin_commands(app)
 
 ConfigOption = Annotated[
     Path | None,

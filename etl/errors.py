@@ -5,7 +5,10 @@
     ├── KafkaUnavailable          exit 3: broker unreachable, group join or commit failed
     ├── PostgresUnavailable       exit 4: database unreachable after bounded retries
     ├── SchemaMissing             exit 5: the tables etl writes do not exist (apply schema.sql)
-    └── Interrupted               exit 6: SIGTERM/SIGINT; work written so far is committed
+    ├── SchemaConflict            exit 5: the schema's version forbids the operation, or the
+    │                                     database refused a migration step (rolled back)
+    ├── Interrupted               exit 6: SIGTERM/SIGINT; work written so far is committed
+    └── PushgatewayUnavailable    exit 7: only ``etl check``; ``etl run`` logs a failed push
 
 A bad message is never an exception: `etl.decode` turns it into a `Rejection` value.
 Adapters (`source`, `sink`, `metrics`) translate third-party errors into this tree once, with
@@ -49,10 +52,22 @@ class SchemaMissing(EtlError):
     exit_code = 5
 
 
+class SchemaConflict(EtlError):
+    """The schema is at a version that forbids the operation, or a migration step was refused."""
+
+    exit_code = 5
+
+
 class Interrupted(EtlError):
     """The run stopped on a signal after committing every batch it had written."""
 
     exit_code = 6
+
+
+class PushgatewayUnavailable(EtlError):
+    """The Pushgateway did not answer; an exit code of ``etl check`` only."""
+
+    exit_code = 7
 
 
 EXIT_CODES: dict[int, str] = {

@@ -1,0 +1,213 @@
+"""Delete old rows in bounded chunks, list what a cleanup would delete, or empty ``reported``.
+
+A cleanup fixes its cutoff once (``now() - max_age`` on the server clock) and then deletes at
+most ``chunk_size`` rows per transaction, chosen by primary key, until a chunk comes back short:
+no long table lock, no transaction holding millions of rows, and rows that turn young while it
+runs (the age condition is re-checked on the row being deleted) are kept. Deleting
+``new_reports`` rows deletes their ``read_errors`` rows with them (ON DELETE CASCADE).
+
+``new_reports``, ``reported`` and ``read_errors`` store UTC in ``timestamp without time zone``;
+their cutoff is compared in UTC whatever the session's TimeZone (the reference compared with the
+session's local time). ``rejected_messages.rejected_at`` is a ``timestamptz``.
+
+The max age is validated here, before any SQL runs (`parse_max_age`); PostgreSQL then computes
+the cutoff from the canonical text, so months and years follow its calendar arithmetic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from etl.db import Connection, one_line
+from etl.errors import ConfigError, SchemaMissing
+
+DEFAULT_MAX_AGE: Final = "7 days"
+DEFAULT_CHUNK_SIZE: Final = 5000
+
+_UNITS: Final = {
+    "second": ("seconds", 1),
+    "minute": ("minutes", 60),
+    "hour": ("hours", 3600),
+    "day": ("days", 86400),
+    "week": ("weeks", 7 * 86400),
+    "month": ("months", 30 * 86400),
+    "year": ("years", 365 * 86400),
+}
+_SPELLINGS: Final = {
+    "second": ("s", "sec", "secs", "second", "seconds"),
+    "minute": ("min", "mins", "minute", "minutes"),
+    "hour": ("h", "hour", "hours"),
+    "day": ("d", "day", "days"),
+    "week": ("w", "week", "weeks"),
+    "month": ("mon", "mons", "month", "months"),
+    "year": ("y", "year", "years"),
+}
+_ALIASES: Final = {word: unit for unit, words in _SPELLINGS.items() for word in words}
+_PART: Final = re.compile(r"(\d{1,7})\s*([a-z]+)")
+_MAX_SECONDS: Final = 1000 * 365 * 86400
+
+
+@dataclass(frozen=True)
+class Target:
+    """A table a cleanup can act on: which column says how old a row is, and what to list."""
+
+    name: str  # as typed on the command line
+    table: str
+    age_column: str
+    key: tuple[str, ...]
+    listing: tuple[str, ...]  # columns printed by --dry-run, then age_days
+    utc_naive: bool  # age column is timestamp without time zone holding UTC
+
+
+TARGETS: Final = {
+    t.name: t
+    for t in (
+        Target(
+            "new-reports",
+            "new_reports",
+            "updated_at",
+            ("org_id", "cluster", "updated_at"),
+            ("org_id", "account_number", "cluster", "updated_at"),
+            utc_naive=True,
+        ),
+        Target(
+            "reported",
+            "reported",
+            "updated_at",
+            ("org_id", "cluster", "notified_at"),
+            ("org_id", "account_number", "cluster", "updated_at"),
+            utc_naive=True,
+        ),
+        Target(
+            "read-errors",
+            "read_errors",
+            "updated_at",
+            ("error_id",),
+            ("error_id", "org_id", "cluster", "updated_at"),
+            utc_naive=True,
+        ),
+        Target(
+            "rejections",
+            "rejected_messages",
+            "rejected_at",
+            ("topic", "kafka_partition", "kafka_offset"),
+            ("topic", "kafka_partition", "kafka_offset", "reason", "rejected_at"),
+            utc_naive=False,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a cleanup did (or would do, for a dry run)."""
+
+    table: str
+    cutoff: datetime
+    rows: int
+    chunks: int
+
+
+def parse_max_age(text: str) -> str:
+    """Validate ``N unit [N unit ...]`` (e.g. ``7 days``, ``1 day 12 hours``); canonical text.
+
+    Units: second(s)/sec/s, minute(s)/min, hour(s)/h, day(s)/d, week(s)/w, month(s)/mon,
+    year(s)/y. The total must be positive and at most 1000 years. Anything else is a
+    `ConfigError` naming ``--max-age``.
+    """
+    value = text.strip().lower()
+    parts = _PART.findall(value)
+    if not parts or _PART.sub("", value).strip():
+        raise ConfigError(
+            f"--max-age: {text!r} is not an interval like '7 days' or '1 day 12 hours'"
+        )
+    canonical: list[str] = []
+    seconds = 0
+    for number, unit in parts:
+        name = _ALIASES.get(unit)
+        if name is None:
+            raise ConfigError(f"--max-age: unknown unit {unit!r} in {text!r}")
+        plural, size = _UNITS[name]
+        canonical.append(f"{int(number)} {plural}")
+        seconds += int(number) * size
+    if seconds == 0:
+        raise ConfigError("--max-age: must be greater than zero")
+    if seconds > _MAX_SECONDS:
+        raise ConfigError("--max-age: must be at most 1000 years")
+    return " ".join(canonical)
+
+
+def moments(conn: Connection, target: Target, max_age: str) -> tuple[datetime, datetime]:
+    """``now()`` and ``now() - max_age`` on the server, naive UTC for ``timestamp`` columns."""
+    row = conn.execute(sql.SQL("SELECT now(), now() - %s::interval"), (max_age,)).fetchone()
+    if row is None:  # pragma: no cover - a SELECT of expressions returns one row
+        raise SchemaMissing("the server returned no time")
+    if not target.utc_naive:
+        return row[0], row[1]
+    return _naive_utc(row[0]), _naive_utc(row[1])
+
+
+def delete_old(conn: Connection, target: Target, max_age: str, chunk_size: int) -> Outcome:
+    """Delete the rows older than ``max_age``, ``chunk_size`` per committed transaction."""
+    with _translated(target):
+        _, limit = moments(conn, target, max_age)
+        table, col = sql.Identifier(target.table), sql.Identifier(target.age_column)
+        key = sql.SQL(", ").join(map(sql.Identifier, target.key))
+        statement = sql.SQL(
+            "DELETE FROM {t} WHERE {c} < %(cutoff)s AND ({k}) IN"
+            " (SELECT {k} FROM {t} WHERE {c} < %(cutoff)s LIMIT %(limit)s)"
+        ).format(t=table, c=col, k=key)
+        total = chunks = 0
+        while True:
+            with conn.transaction():
+                cur = conn.execute(statement, {"cutoff": limit, "limit": chunk_size})
+            chunks += 1
+            total += cur.rowcount
+            if cur.rowcount < chunk_size:
+                return Outcome(target.table, limit, total, chunks)
+
+
+def list_old(conn: Connection, target: Target, max_age: str) -> Iterator[dict[str, Any]]:
+    """Stream the rows a cleanup would delete, oldest first, with their age in whole days."""
+    with _translated(target):
+        now, limit = moments(conn, target, max_age)
+        cols = sql.SQL(", ").join(map(sql.Identifier, target.listing))
+        query = sql.SQL("SELECT {cols} FROM {t} WHERE {c} < %s ORDER BY {c}").format(
+            cols=cols, t=sql.Identifier(target.table), c=sql.Identifier(target.age_column)
+        )
+        with conn.transaction(), conn.cursor(name="etl_cleanup_listing") as cur:
+            cur.execute(query, (limit,))
+            for values in cur:
+                row = dict(zip(target.listing, values, strict=True))
+                row["age_days"] = (now - row[target.age_column]).days
+                yield row
+
+
+def truncate_reported(conn: Connection) -> int:
+    """Empty ``reported`` in one short transaction; the number of rows it held."""
+    target = TARGETS["reported"]
+    with _translated(target), conn.transaction():
+        row = conn.execute(sql.SQL("SELECT count(*) FROM reported")).fetchone()
+        conn.execute(sql.SQL("TRUNCATE reported"))
+    return int(row[0]) if row else 0
+
+
+@contextmanager
+def _translated(target: Target) -> Iterator[None]:
+    """A missing table or column becomes `SchemaMissing`; other errors propagate unchanged."""
+    try:
+        yield
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        raise SchemaMissing(f"{target.table}: {one_line(exc)}; run 'etl db migrate'") from exc
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)

@@ -1,0 +1,336 @@
+"""Maintenance commands: ``etl db ...``, ``etl cleanup ...``, ``etl check``, ``etl config show``.
+
+Thin like `etl.cli`: build the configuration once, call `etl.db`, `etl.cleanup` or
+`etl.check`, print, and turn a known error into one ``etl: error:`` line and its exit code.
+Usage errors (bad ``--to``, ``--max-age``, a missing ``--yes``) exit 2 before any connection.
+`register` adds these commands to the ``etl`` app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from etl import check as checks
+from etl import cleanup, db
+from etl.config import Config, load_config
+from etl.errors import ConfigError, EtlError
+from etl.logs import setup_logging
+from etl.migrations import LATEST, parse_target
+from etl.render import json_lines, table_lines, to_toml
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="TOML configuration file (default: $ETL_CONFIG).", show_default=False
+    ),
+]
+YesOption = Annotated[bool, typer.Option("--yes", help="Confirm a destructive operation.")]
+
+
+def _epilog(*codes: str, ok: str = "success") -> str:
+    """The ``--help`` epilog listing a command's exit codes, in numeric order."""
+    lines = sorted((f"0: {ok}", "2: usage error", *codes), key=lambda line: int(line.split(":")[0]))
+    return "Exit codes:\n\n" + "\n\n".join(lines)
+
+
+_PG = "4: PostgreSQL unavailable"
+_SCHEMA = "5: schema conflict (version newer than etl, or a step refused and rolled back)"
+_MISSING = "5: the table does not exist at this schema version (run etl db migrate)"
+
+db_app = typer.Typer(help="Create, migrate, inspect and drop the notification database schema.")
+cleanup_app = typer.Typer(help="Delete rows older than --max-age, in bounded chunks.")
+config_app = typer.Typer(help="Inspect the effective configuration.")
+
+
+@contextmanager
+def _handled() -> Iterator[None]:
+    """Known errors become one line on stderr and their exit code."""
+    try:
+        yield
+    except EtlError as exc:
+        typer.echo(f"etl: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _load(path: Path | None) -> Config:
+    return load_config(path, os.environ)
+
+
+@db_app.command("init", epilog=_epilog(_PG, _SCHEMA))
+def db_init(config: ConfigOption = None) -> None:
+    """Create the whole schema on an empty database; do nothing on an up-to-date one."""
+    with _handled():
+        cfg = _load(config)
+        with db.connect(cfg.postgres) as conn:
+            steps = db.init(conn)
+    if steps:
+        typer.echo(f"created schema version {LATEST} ({len(steps)} migration steps)")
+    else:
+        typer.echo(f"schema already at version {LATEST}; nothing to do")
+
+
+@db_app.command("migrate", epilog=_epilog(_PG, _SCHEMA))
+def db_migrate(
+    to: Annotated[
+        str, typer.Option("--to", help=f"Target version 0..{LATEST}, or 'latest'.")
+    ] = "latest",
+    yes: YesOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Migrate up or down to a version, one transaction per step (down needs --yes)."""
+    with _handled():
+        target = parse_target(to)
+        cfg = _load(config)
+        with db.connect(cfg.postgres) as conn:
+            current = db.current_version(conn)
+            if current is not None and target < current and not yes:
+                raise ConfigError(
+                    f"migrating down from {current} to {target} drops data; add --yes"
+                )
+            steps = db.migrate(conn, target)
+    for step in steps:
+        typer.echo(f"{step.direction} to {step.to_version}: {step.migration.description}")
+    typer.echo(f"schema at version {target}" + ("" if steps else "; nothing to do"))
+
+
+@db_app.command("version", epilog=_epilog(_PG, _SCHEMA))
+def db_version(config: ConfigOption = None) -> None:
+    """Print the database's schema version and the latest this etl provides."""
+    with _handled():
+        cfg = _load(config)
+        with db.connect(cfg.postgres) as conn:
+            current = db.current_version(conn)
+    typer.echo(f"current: {'none' if current is None else current}")
+    typer.echo(f"latest: {LATEST}")
+
+
+@db_app.command("drop", epilog=_epilog(_PG, "5: a table etl does not own depends on them"))
+def db_drop(yes: YesOption = False, config: ConfigOption = None) -> None:
+    """Drop every table etl owns, dependents first, whatever the schema version."""
+    with _handled():
+        if not yes:
+            raise ConfigError("drop deletes every table and its data; add --yes")
+        cfg = _load(config)
+        with db.connect(cfg.postgres) as conn:
+            dropped = db.drop(conn)
+    typer.echo(f"dropped {len(dropped)} table(s): {', '.join(dropped) or 'none'}")
+
+
+MaxAge = Annotated[
+    str | None,
+    typer.Option(
+        "--max-age",
+        help=f"PostgreSQL-style interval, e.g. '7 days', '1 day 12 hours' [default: "
+        f"{cleanup.DEFAULT_MAX_AGE}].",
+        show_default=False,
+    ),
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="List the rows that would go; delete nothing.")
+]
+ChunkSize = Annotated[
+    int, typer.Option("--chunk-size", min=1, help="Rows deleted per transaction.")
+]
+Output = Annotated[
+    str,
+    typer.Option(
+        "--output", help="Dry-run listing: auto (table on a TTY, else JSON lines), table, json."
+    ),
+]
+_CLEANUP_EPILOG = _epilog(_PG, _MISSING)
+
+
+def _cleanup(
+    name: str,
+    *,
+    max_age: str | None,
+    dry_run: bool,
+    chunk_size: int,
+    output: str,
+    path: Path | None,
+) -> None:
+    with _handled():
+        interval = cleanup.parse_max_age(max_age or cleanup.DEFAULT_MAX_AGE)
+        if output not in ("auto", "table", "json"):
+            raise ConfigError(f"--output: expected auto, table or json, got {output!r}")
+        cfg = _load(path)
+        target = cleanup.TARGETS[name]
+        with db.connect(cfg.postgres) as conn:
+            if dry_run:
+                count = _print_listing(target, cleanup.list_old(conn, target, interval), output)
+                typer.echo(
+                    f"dry run: {count} row(s) of {target.table} older than {interval}"
+                    " would be deleted",
+                    err=True,
+                )
+                return
+            outcome = cleanup.delete_old(conn, target, interval, chunk_size)
+    typer.echo(
+        f"deleted {outcome.rows} row(s) of {outcome.table} older than {interval}"
+        f" (before {outcome.cutoff.isoformat(' ')}) in {outcome.chunks} chunk(s)"
+    )
+
+
+def _print_listing(target: cleanup.Target, rows: Iterator[dict[str, object]], output: str) -> int:
+    use_table = output == "table" or (output == "auto" and sys.stdout.isatty())
+    count = 0
+
+    def counted() -> Iterator[dict[str, object]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    lines = (
+        table_lines((*target.listing, "age_days"), counted())
+        if use_table
+        else json_lines(counted())
+    )
+    for line in lines:
+        typer.echo(line)
+    return count
+
+
+@cleanup_app.command("new-reports", epilog=_CLEANUP_EPILOG)
+def cleanup_new_reports(
+    max_age: MaxAge = None,
+    dry_run: DryRun = False,
+    chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
+    output: Output = "auto",
+    config: ConfigOption = None,
+) -> None:
+    """Delete new_reports rows by updated_at (their read_errors rows go with them)."""
+    _cleanup(
+        "new-reports",
+        max_age=max_age,
+        dry_run=dry_run,
+        chunk_size=chunk_size,
+        output=output,
+        path=config,
+    )
+
+
+@cleanup_app.command("reported", epilog=_CLEANUP_EPILOG)
+def cleanup_reported(  # noqa: PLR0917 - typer maps each option to one parameter
+    max_age: MaxAge = None,
+    dry_run: DryRun = False,
+    chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
+    output: Output = "auto",
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Empty the whole table (needs --yes).")
+    ] = False,
+    yes: YesOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete reported rows by updated_at, or empty the table with --truncate --yes."""
+    if not truncate:
+        _cleanup(
+            "reported",
+            max_age=max_age,
+            dry_run=dry_run,
+            chunk_size=chunk_size,
+            output=output,
+            path=config,
+        )
+        return
+    with _handled():
+        if max_age is not None or dry_run:
+            raise ConfigError("--truncate empties the table: no --max-age or --dry-run with it")
+        if not yes:
+            raise ConfigError("--truncate deletes every row of reported; add --yes")
+        cfg = _load(config)
+        with db.connect(cfg.postgres) as conn:
+            rows = cleanup.truncate_reported(conn)
+    typer.echo(f"emptied reported ({rows} row(s))")
+
+
+@cleanup_app.command("read-errors", epilog=_CLEANUP_EPILOG)
+def cleanup_read_errors(
+    max_age: MaxAge = None,
+    dry_run: DryRun = False,
+    chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
+    output: Output = "auto",
+    config: ConfigOption = None,
+) -> None:
+    """Delete read_errors rows by updated_at."""
+    _cleanup(
+        "read-errors",
+        max_age=max_age,
+        dry_run=dry_run,
+        chunk_size=chunk_size,
+        output=output,
+        path=config,
+    )
+
+
+@cleanup_app.command("rejections", epilog=_CLEANUP_EPILOG)
+def cleanup_rejections(
+    max_age: MaxAge = None,
+    dry_run: DryRun = False,
+    chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
+    output: Output = "auto",
+    config: ConfigOption = None,
+) -> None:
+    """Delete rejected_messages rows by rejected_at."""
+    _cleanup(
+        "rejections",
+        max_age=max_age,
+        dry_run=dry_run,
+        chunk_size=chunk_size,
+        output=output,
+        path=config,
+    )
+
+
+_CHECK_EPILOG = _epilog(
+    "3: Kafka unavailable or the topic missing",
+    "4: PostgreSQL unavailable",
+    "5: schema not at the latest version",
+    "7: Pushgateway unavailable",
+    ok="every dependency is fine (otherwise the first failure's code)",
+)
+
+
+def check(
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds per Kafka/HTTP check.")
+    ] = checks.DEFAULT_TIMEOUT,
+    config: ConfigOption = None,
+) -> None:
+    """Check Kafka (topic and partitions), PostgreSQL (schema version) and the Pushgateway."""
+    with _handled():
+        cfg = _load(config)
+    setup_logging(cfg.log.level, cfg.log.format)
+    results = [
+        checks.check_kafka(cfg.kafka, timeout),
+        checks.check_postgres(cfg.postgres),
+        checks.check_pushgateway(cfg.pushgateway, timeout),
+    ]
+    for result in results:
+        typer.echo(result.line())
+    code = checks.exit_code(results)
+    if code:
+        raise typer.Exit(code)
+
+
+@config_app.command("show", epilog=_epilog())
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective configuration (file, then environment) as TOML, secrets masked."""
+    with _handled():
+        cfg = _load(config)
+    typer.echo(to_toml(cfg.masked()), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the maintenance commands to the ``etl`` app."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(cleanup_app, name="cleanup")
+    app.add_typer(config_app, name="config")
+    app.command("check", epilog=_CHECK_EPILOG)(check)
