@@ -25,28 +25,34 @@ INVALID = [
 
 def sample(i: int, now: datetime) -> bytes:
     cluster = uuid.UUID(int=0x5D5892D31F744CCF91AF548DFC976700 + i % 7)
-    return orjson.dumps({
-        "OrgID": 1000 + i % 5,
-        "AccountNumber": 5000 + i % 5 if i % 4 else None,
-        "ClusterName": str(cluster),
-        "Report": {
-            "fingerprints": [],
-            "info": [],
-            "skips": [],
-            "system": {"metadata": {}, "hostname": None},
-            "reports": [{
-                "component": "ccx_rules_ocp.external.rules.nodes_requirements_check.report",
-                "key": "NODES_MINIMUM_REQUIREMENTS_NOT_MET",
-                "details": {"nodes": [{"name": f"node-{i}", "memory": 8.2, "role": "worker"}],
-                            "link": "<a href='https://docs'>Requirements für Knoten</a>"},
-                "tags": ["performance"],
-                "links": {},
-            }],
-        },
-        "LastChecked": (now - timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
-        "Version": 2,
-        "RequestId": f"req-{i:04d}",
-    })
+    return orjson.dumps(
+        {
+            "OrgID": 1000 + i % 5,
+            "AccountNumber": 5000 + i % 5 if i % 4 else None,
+            "ClusterName": str(cluster),
+            "Report": {
+                "fingerprints": [],
+                "info": [],
+                "skips": [],
+                "system": {"metadata": {}, "hostname": None},
+                "reports": [
+                    {
+                        "component": "ccx_rules_ocp.external.rules.nodes_requirements_check.report",
+                        "key": "NODES_MINIMUM_REQUIREMENTS_NOT_MET",
+                        "details": {
+                            "nodes": [{"name": f"node-{i}", "memory": 8.2, "role": "worker"}],
+                            "link": "<a href='https://docs'>Requirements für Knoten</a>",
+                        },
+                        "tags": ["performance"],
+                        "links": {},
+                    }
+                ],
+            },
+            "LastChecked": (now - timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
+            "Version": 2,
+            "RequestId": f"req-{i:04d}",
+        }
+    )
 
 
 def main() -> None:
