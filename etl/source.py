@@ -13,6 +13,9 @@ Contract (see `etl.ports.Source`):
 - Partitions revoked by a rebalance are forgotten together with their carried-over messages;
   their new owner re-reads from the committed offset, and the sink's idempotence absorbs any
   overlap.
+- An `Aim` with positions, a partition choice, ``--no-commit`` or ``--dry-run`` assigns the
+  partitions explicitly instead of joining the group (see `Aim.explicit`); without commit the
+  group's offsets are only read, never written.
 """
 
 from __future__ import annotations
@@ -22,25 +25,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from etl.aim import Aim
 from etl.config import KafkaConfig
 from etl.errors import KafkaUnavailable
+from etl.offsets import (
+    REQUEST_TIMEOUT,
+    check_named_partitions,
+    describe,
+    open_consumer,
+    plan,
+    topic_partitions,
+)
 from etl.ports import Batch, Message, PartitionProgress
 
 log = logging.getLogger(__name__)
 
 _CONSUME_CHUNK = 1000
 _POLL_SECONDS = 0.2
-_REQUEST_TIMEOUT = 10.0
-# librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
-_CLIENT_DEFAULTS = {
-    "queued.max.messages.kbytes": "65536",
-    "fetch.wait.max.ms": "100",
-    # A run that follows a crashed run waits for the dead member's session to expire before
-    # it gets partitions; heartbeats come from a background thread, so a short session is safe.
-    "session.timeout.ms": "10000",
-}
 # Commit refusals caused by a rebalance: the rows are stored, the new owner re-reads them.
 _REBALANCE_CODES = frozenset(
     {
@@ -55,8 +58,11 @@ _REBALANCE_CODES = frozenset(
 class KafkaSource:
     """One consumer-group member reading ``cfg.topic`` up to the stop offsets."""
 
-    def __init__(self, cfg: KafkaConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, cfg: KafkaConfig, aim: Aim | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._cfg = cfg
+        self._aim = aim or Aim()
         self._clock = clock
         self._consumer: Any = None
         self._parts: dict[int, PartitionProgress] = {}
@@ -66,37 +72,19 @@ class KafkaSource:
         self._last_error: str = "none"
 
     def start(self) -> None:
-        conf: dict[str, Any] = {
-            **_CLIENT_DEFAULTS,
-            **self._cfg.client,
-            "bootstrap.servers": self._cfg.bootstrap_servers,
-            "group.id": self._cfg.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": self._cfg.auto_offset_reset,
-            "isolation.level": self._cfg.isolation_level,
-            "error_cb": self._on_error,
-            "logger": logging.getLogger("etl.kafka"),  # librdkafka logs through our format
-        }
-        try:
-            self._consumer = Consumer(conf)
-            meta = self._consumer.list_topics(self._cfg.topic, timeout=_REQUEST_TIMEOUT)
-        except KafkaException as exc:
-            raise KafkaUnavailable(
-                f"cannot reach Kafka at {self._cfg.bootstrap_servers}: {_describe(exc)}"
-            ) from exc
-        topic = meta.topics.get(self._cfg.topic)
-        if topic is None or topic.error is not None:
-            unknown = topic is None or topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-            reason = "does not exist" if unknown else str(topic.error.str())
-            raise KafkaUnavailable(f"topic {self._cfg.topic!r}: {reason}")
-        self._consumer.subscribe(
-            [self._cfg.topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
-        )
+        self._consumer = open_consumer(self._cfg, error_cb=self._on_error)
+        existing = topic_partitions(self._consumer, self._cfg)
+        check_named_partitions(self._aim, existing, self._cfg.topic)
+        if self._aim.explicit:
+            chosen = self._aim.partitions or (self._aim.replay or {}).keys() or existing
+            self._on_assign(self._consumer, [TopicPartition(self._cfg.topic, p) for p in chosen])
+        else:
+            self._consumer.subscribe(
+                [self._cfg.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
         self._last_progress = self._clock()
 
     def finished(self) -> bool:
@@ -124,7 +112,7 @@ class KafkaSource:
         return Batch(out, self._handed_out_offsets(), size)
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
-        if not next_offsets:
+        if not next_offsets or not self._aim.commit or self._aim.dry_run:
             return
         tps = [TopicPartition(self._cfg.topic, p, o) for p, o in sorted(next_offsets.items())]
         try:
@@ -134,10 +122,10 @@ class KafkaSource:
                 log.warning(
                     "offset commit refused by a rebalance; the new owner re-reads "
                     "these stored rows",
-                    extra={"fields": {"error": _describe(exc)}},
+                    extra={"fields": {"error": describe(exc)}},
                 )
                 return
-            raise KafkaUnavailable(f"offset commit failed: {_describe(exc)}") from exc
+            raise KafkaUnavailable(f"offset commit failed: {describe(exc)}") from exc
 
     def progress(self) -> Sequence[PartitionProgress]:
         return [self._parts[p] for p in sorted(self._parts)]
@@ -147,7 +135,7 @@ class KafkaSource:
         for part in self.progress():
             tp = TopicPartition(self._cfg.topic, part.partition)
             try:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=_REQUEST_TIMEOUT)
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT)
             except KafkaException:
                 high = part.stop
             lag[part.partition] = max(0, high - part.next)
@@ -178,7 +166,7 @@ class KafkaSource:
         try:
             raw = self._consumer.consume(num_messages=limit, timeout=_POLL_SECONDS)
         except KafkaException as exc:
-            raise KafkaUnavailable(f"consume failed: {_describe(exc)}") from exc
+            raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
         out: list[Message] = []
         for rec in raw:
             err = rec.error()
@@ -238,27 +226,27 @@ class KafkaSource:
             log.error("fatal Kafka client error", extra={"fields": {"error": err.str()}})
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        committed = consumer.committed(partitions, timeout=_REQUEST_TIMEOUT)
-        assigned = []
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=_REQUEST_TIMEOUT, cached=False
-            )
-            part = _plan_partition(tp.partition, tp.offset, low, high, self._cfg.auto_offset_reset)
+        planned = plan(consumer, self._cfg, [tp.partition for tp in partitions], self._aim)
+        for item in planned:
+            part = item.progress
+            self._parts[part.partition] = part
             if part.skipped_by_retention:
                 log.warning(
                     "committed offset already deleted by retention; starting at the log start",
                     extra={
                         "fields": {
-                            "partition": tp.partition,
-                            "committed": tp.offset,
-                            "log_start": low,
+                            "partition": part.partition,
+                            "committed": item.marks.committed,
+                            "log_start": item.marks.low,
                             "skipped": part.skipped_by_retention,
                         }
                     },
                 )
-            self._parts[tp.partition] = part
-            assigned.append(TopicPartition(tp.topic, tp.partition, part.start))
+            if item.note:
+                log.warning(item.note, extra={"fields": {"partition": part.partition}})
+        assigned = [
+            TopicPartition(self._cfg.topic, i.progress.partition, i.progress.start) for i in planned
+        ]
         consumer.assign(assigned)
         done = [tp for tp in assigned if self._parts[tp.partition].done]
         if done:
@@ -268,7 +256,10 @@ class KafkaSource:
         log.info(
             "partitions assigned",
             extra={
-                "fields": {"partitions": {p.partition: [p.start, p.stop] for p in self.progress()}}
+                "fields": {
+                    "mode": "explicit" if self._aim.explicit else "group",
+                    "partitions": {p.partition: [p.start, p.stop] for p in self.progress()},
+                }
             },
         )
 
@@ -278,23 +269,3 @@ class KafkaSource:
             self._parts.pop(p, None)
         self._carry = [m for m in self._carry if m.partition not in gone]
         log.info("partitions revoked", extra={"fields": {"partitions": sorted(gone)}})
-
-
-def _plan_partition(
-    partition: int, committed: int, low: int, high: int, reset: str
-) -> PartitionProgress:
-    """Start and stop offsets for one partition; pure, so the rules are unit-tested directly."""
-    skipped = 0
-    if committed < 0:  # no committed offset (OFFSET_INVALID)
-        start = low if reset == "earliest" else high
-    elif committed < low:
-        start, skipped = low, low - committed
-    else:
-        start = committed
-    return PartitionProgress(partition, start, high, start, skipped)
-
-
-def _describe(exc: KafkaException) -> str:
-    if exc.args and isinstance(exc.args[0], KafkaError):
-        return str(exc.args[0].str())
-    return str(exc)

@@ -1,0 +1,205 @@
+"""Where a run starts and stops, per partition: the options that aim a run and the pure planning.
+
+`Aim` is parsed once from the command line (``--from-offset``, ``--until-offset``,
+``--from-timestamp``, ``--until-timestamp``, ``--from-beginning``, ``--partitions``,
+``--no-commit``, ``--dry-run``, a replayed run's ranges). `plan_partition` turns it, with what
+the broker reports for one partition, into a `PartitionProgress` or a usage error. ``etl plan``
+and ``etl run`` share it, so the plan shows exactly what the run will do.
+
+Ranges are half-open: a run reads offsets ``start <= offset < stop``. ``--until-offset N`` stops
+before N; ``--until-timestamp T`` stops before the first message stamped at or after T;
+``--from-timestamp T`` starts at the first message stamped at or after T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from etl.errors import ConfigError
+from etl.ports import PartitionProgress
+
+NO_OFFSET = -1  # the broker's answer for "no committed offset" / "no message at or after T"
+
+
+@dataclass(frozen=True)
+class OffsetSpec:
+    """``N`` for every partition, or ``P:N,...`` for some."""
+
+    every: int | None = None
+    per_partition: Mapping[int, int] = field(default_factory=dict)
+
+    def get(self, partition: int) -> int | None:
+        return self.per_partition.get(partition, self.every)
+
+
+@dataclass(frozen=True)
+class Aim:
+    partitions: frozenset[int] | None = None
+    from_offset: OffsetSpec | None = None
+    until_offset: OffsetSpec | None = None
+    from_timestamp: datetime | None = None
+    until_timestamp: datetime | None = None
+    from_beginning: bool = False
+    commit: bool = True
+    dry_run: bool = False
+    replay: Mapping[int, tuple[int, int]] | None = None  # partition -> [start, stop)
+
+    @property
+    def explicit(self) -> bool:
+        """Positions or a partition choice were given: assign explicitly, do not join the group.
+
+        Not committing (``--no-commit``, ``--dry-run``) also means not joining, so a replay
+        or a trial never triggers a rebalance of the production group.
+        """
+        return bool(
+            self.partitions is not None
+            or self.from_offset
+            or self.from_timestamp
+            or self.from_beginning
+            or self.replay is not None
+            or not self.commit
+            or self.dry_run
+        )
+
+    def named_partitions(self) -> set[int]:
+        """Partitions the options name explicitly; each must exist in the topic."""
+        named = set(self.partitions or ())
+        for spec in (self.from_offset, self.until_offset):
+            if spec is not None:
+                named.update(spec.per_partition)
+        named.update(self.replay or {})
+        return named
+
+
+def parse_offsets(option: str, text: str) -> OffsetSpec:
+    """``N`` or ``P:N[,P:N...]``, every number >= 0."""
+    text = text.strip()
+    try:
+        if ":" not in text:
+            value = int(text)
+            _non_negative(option, value)
+            return OffsetSpec(every=value)
+        per: dict[int, int] = {}
+        for item in text.split(","):
+            part, _, offset = item.partition(":")
+            p, o = int(part), int(offset)
+            _non_negative(option, p)
+            _non_negative(option, o)
+            if p in per:
+                raise ConfigError(f"{option}: partition {p} given twice")
+            per[p] = o
+        return OffsetSpec(per_partition=per)
+    except ValueError:
+        raise ConfigError(f"{option}: expected N or P:N[,P:N...], got {text!r}") from None
+
+
+def parse_partitions(text: str) -> frozenset[int]:
+    try:
+        parts = frozenset(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"--partitions: expected a list like 0,3,5, got {text!r}") from None
+    if not parts or min(parts) < 0:
+        raise ConfigError(f"--partitions: expected a list like 0,3,5, got {text!r}")
+    return parts
+
+
+def parse_timestamp(option: str, text: str) -> datetime:
+    """An ISO 8601 time with a zone; a time without one is rejected, not guessed."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"{option}: not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise ConfigError(f"{option}: {text!r} has no time zone; add Z or an offset such as +02:00")
+    return value
+
+
+def check_combination(aim: Aim) -> None:
+    """Reject options that contradict each other, before anything is read."""
+    starts = [aim.from_offset is not None, aim.from_timestamp is not None, aim.from_beginning]
+    if sum(starts) > 1:
+        raise ConfigError("--from-offset, --from-timestamp and --from-beginning exclude each other")
+    if aim.until_offset is not None and aim.until_timestamp is not None:
+        raise ConfigError("--until-offset and --until-timestamp exclude each other")
+    if aim.replay is not None and (any(starts) or aim.until_offset or aim.until_timestamp):
+        raise ConfigError("--replay-run takes its offset ranges from the run; drop --from/--until")
+    if aim.from_timestamp and aim.until_timestamp and aim.from_timestamp >= aim.until_timestamp:
+        raise ConfigError("--from-timestamp must be earlier than --until-timestamp")
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    """What the broker reports for one partition at the start of the run."""
+
+    low: int
+    high: int  # end offset: high watermark, or last stable offset under read_committed
+    committed: int = NO_OFFSET
+    from_time_offset: int | None = None  # offsets-for-times answer for --from-timestamp
+    until_time_offset: int | None = None  # ... for --until-timestamp
+
+
+def plan_partition(
+    partition: int, marks: Watermarks, aim: Aim, auto_offset_reset: str
+) -> tuple[PartitionProgress, str | None]:
+    """Start and stop for one partition, and a note for the operator (or None).
+
+    Raises ConfigError for a range the operator asked for that is empty, reversed or already
+    deleted by retention.
+    """
+    note = None
+    skipped = 0
+    if aim.replay is not None:
+        start, stop = aim.replay[partition]
+        if start < marks.low:
+            raise ConfigError(
+                f"partition {partition}: the run started at offset {start}, but the log now "
+                f"starts at {marks.low} (deleted by retention)"
+            )
+        return PartitionProgress(partition, start, min(stop, marks.high), start), None
+    from_offset = aim.from_offset.get(partition) if aim.from_offset else None
+    explicit_start = aim.from_beginning or from_offset is not None
+    if aim.from_beginning:
+        start = marks.low
+    elif from_offset is not None:
+        if from_offset < marks.low:
+            raise ConfigError(
+                f"--from-offset: {from_offset} is below the log start {marks.low} of "
+                f"partition {partition}"
+            )
+        start = from_offset
+    elif marks.from_time_offset is not None:
+        start = marks.high if marks.from_time_offset == NO_OFFSET else marks.from_time_offset
+    else:
+        start, skipped = _start_from_committed(marks, auto_offset_reset)
+
+    stop = marks.high
+    until = aim.until_offset.get(partition) if aim.until_offset else None
+    if until is not None:
+        if until > marks.high:
+            note = f"--until-offset {until} is beyond the end offset {marks.high}; stopping there"
+        stop = min(until, marks.high)
+    elif marks.until_time_offset is not None and marks.until_time_offset != NO_OFFSET:
+        stop = min(marks.until_time_offset, marks.high)
+    if until is not None and explicit_start and start >= until:
+        raise ConfigError(
+            f"partition {partition}: the offset range [{start}, {until}) is empty or reversed"
+        )
+    if start > stop:  # e.g. the group already committed beyond --until-offset
+        note = note or f"already at offset {start}, beyond the stop offset {stop}"
+        stop = start
+    return PartitionProgress(partition, start, stop, start, skipped), note
+
+
+def _start_from_committed(marks: Watermarks, reset: str) -> tuple[int, int]:
+    if marks.committed < 0:
+        return (marks.low if reset == "earliest" else marks.high), 0
+    if marks.committed < marks.low:
+        return marks.low, marks.low - marks.committed
+    return marks.committed, 0
+
+
+def _non_negative(option: str, value: int) -> None:
+    if value < 0:
+        raise ConfigError(f"{option}: {value} is negative")

@@ -1,0 +1,128 @@
+"""Kafka offsets as the broker reports them: partitions, watermarks, committed and time offsets.
+
+Shared by the source (at assignment) and ``etl plan`` (without reading a message), so both plan
+a partition from the same answers with `etl.aim.plan_partition`. Every librdkafka failure
+becomes `KafkaUnavailable` here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from etl.aim import Aim, Watermarks, plan_partition
+from etl.config import KafkaConfig
+from etl.errors import ConfigError, KafkaUnavailable
+from etl.ports import PartitionProgress
+
+REQUEST_TIMEOUT = 10.0
+# librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
+CLIENT_DEFAULTS = {
+    "queued.max.messages.kbytes": "65536",
+    "fetch.wait.max.ms": "100",
+    # A run that follows a crashed run waits for the dead member's session to expire before
+    # it gets partitions; heartbeats come from a background thread, so a short session is safe.
+    "session.timeout.ms": "10000",
+}
+
+
+def consumer_config(cfg: KafkaConfig, **extra: Any) -> dict[str, Any]:
+    """The librdkafka settings of our consumers: never auto-commit, EOF events on."""
+    return {
+        **CLIENT_DEFAULTS,
+        **cfg.client,
+        "bootstrap.servers": cfg.bootstrap_servers,
+        "group.id": cfg.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": cfg.auto_offset_reset,
+        "isolation.level": cfg.isolation_level,
+        "logger": logging.getLogger("etl.kafka"),  # librdkafka logs through our format
+        **extra,
+    }
+
+
+def open_consumer(cfg: KafkaConfig, **extra: Any) -> Any:
+    try:
+        return Consumer(consumer_config(cfg, **extra))
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot create a Kafka consumer: {describe(exc)}") from exc
+
+
+def topic_partitions(consumer: Any, cfg: KafkaConfig) -> list[int]:
+    """The topic's partition ids; KafkaUnavailable if the broker or the topic is missing."""
+    try:
+        meta = consumer.list_topics(cfg.topic, timeout=REQUEST_TIMEOUT)
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
+        ) from exc
+    topic = meta.topics.get(cfg.topic)
+    if topic is None or topic.error is not None:
+        unknown = topic is None or topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        reason = "does not exist" if unknown else str(topic.error.str())
+        raise KafkaUnavailable(f"topic {cfg.topic!r}: {reason}")
+    return sorted(topic.partitions)
+
+
+def check_named_partitions(aim: Aim, existing: Iterable[int], topic: str) -> None:
+    """Usage error for a partition the options name that the topic does not have."""
+    missing = sorted(aim.named_partitions() - set(existing))
+    if missing:
+        raise ConfigError(f"topic {topic!r} has no partition {', '.join(map(str, missing))}")
+
+
+@dataclass(frozen=True)
+class PlannedPartition:
+    progress: PartitionProgress
+    marks: Watermarks
+    note: str | None
+
+
+def plan(
+    consumer: Any, cfg: KafkaConfig, partitions: Iterable[int], aim: Aim
+) -> list[PlannedPartition]:
+    """Query the broker once for these partitions and plan each; reads no message."""
+    parts = sorted(partitions)
+    if not parts:
+        return []
+    tps = [TopicPartition(cfg.topic, p) for p in parts]
+    try:
+        committed = {
+            tp.partition: tp.offset for tp in consumer.committed(tps, timeout=REQUEST_TIMEOUT)
+        }
+        from_times = _offsets_for_times(consumer, cfg.topic, parts, aim.from_timestamp)
+        until_times = _offsets_for_times(consumer, cfg.topic, parts, aim.until_timestamp)
+        out = []
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(cfg.topic, p), timeout=REQUEST_TIMEOUT, cached=False
+            )
+            marks = Watermarks(low, high, committed[p], from_times.get(p), until_times.get(p))
+            progress, note = plan_partition(p, marks, aim, cfg.auto_offset_reset)
+            out.append(PlannedPartition(progress, marks, note))
+        return out
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot read offsets of {cfg.topic!r}: {describe(exc)}") from exc
+
+
+def _offsets_for_times(consumer: Any, topic: str, parts: list[int], when: Any) -> dict[int, int]:
+    """Per partition, the first offset stamped at or after ``when`` (-1: none)."""
+    if when is None:
+        return {}
+    millis = int(when.timestamp() * 1000)
+    found = consumer.offsets_for_times(
+        [TopicPartition(topic, p, millis) for p in parts], timeout=REQUEST_TIMEOUT
+    )
+    return {tp.partition: tp.offset for tp in found}
+
+
+def describe(exc: KafkaException) -> str:
+    if exc.args and isinstance(exc.args[0], KafkaError):
+        return str(exc.args[0].str())
+    return str(exc)
