@@ -90,7 +90,7 @@ def db_migrate(
         cfg = _load(config)
         with db.connect(cfg.postgres) as conn:
             current = db.current_version(conn)
-            if current is not None and target < current and not yes:
+            if current is not None and target < current <= LATEST and not yes:
                 raise ConfigError(
                     f"migrating down from {current} to {target} drops data; add --yes"
                 )
