@@ -180,8 +180,11 @@ def list_old(conn: Connection, target: Target, max_age: str) -> Iterator[dict[st
     with _translated(target):
         now, limit = moments(conn, target, max_age)
         cols = sql.SQL(", ").join(map(sql.Identifier, target.listing))
-        query = sql.SQL("SELECT {cols} FROM {t} WHERE {c} < %s ORDER BY {c}").format(
-            cols=cols, t=sql.Identifier(target.table), c=sql.Identifier(target.age_column)
+        query = sql.SQL("SELECT {cols} FROM {t} WHERE {c} < %s ORDER BY {c}, {k}").format(
+            cols=cols,
+            t=sql.Identifier(target.table),
+            c=sql.Identifier(target.age_column),
+            k=sql.SQL(", ").join(map(sql.Identifier, target.key)),
         )
         with conn.transaction(), conn.cursor(name="etl_cleanup_listing") as cur:
             cur.execute(query, (limit,))
