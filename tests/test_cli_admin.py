@@ -1,0 +1,104 @@
+"""etl config show (TOML, secrets masked), the TOML emitter, and every command's --help."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from etl.cli import app
+from etl.config import load_config
+from etl.render import table_lines, to_toml
+
+NO_ETL_ENV = {k: None for k in os.environ if k.startswith("ETL_")}
+
+
+def show(*args: str, **env: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["config", "show", *args], env={**NO_ETL_ENV, **env})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_config_show_prints_the_effective_configuration_as_toml(tmp_path: Path) -> None:
+    path = tmp_path / "etl.toml"
+    path.write_text('[kafka]\ntopic = "from-file"\n[batch]\nmax_messages = 50\n')
+    code, out, _ = show("--config", str(path), ETL_BATCH__MAX_MESSAGES="70")
+    assert code == 0
+    data = tomllib.loads(out)
+    assert data["kafka"]["topic"] == "from-file"
+    assert data["batch"]["max_messages"] == 70  # environment wins over the file
+    assert data == load_config(path, {"ETL_BATCH__MAX_MESSAGES": "70"}).masked()
+
+
+def test_config_show_masks_secrets() -> None:
+    code, out, _ = show(
+        ETL_POSTGRES__DSN="postgresql://etl:hunter2@db.example:5432/notifications",
+        ETL_KAFKA__CLIENT__SASL_PASSWORD="kafka-secret",
+        ETL_KAFKA__CLIENT__SECURITY_PROTOCOL="SASL_SSL",
+    )
+    assert code == 0
+    assert "hunter2" not in out
+    assert "kafka-secret" not in out
+    data = tomllib.loads(out)
+    assert "password=***" in data["postgres"]["dsn"]
+    assert data["kafka"]["client"] == {"sasl.password": "***", "security.protocol": "SASL_SSL"}
+
+
+def test_config_show_output_loads_back_as_a_config_file(tmp_path: Path) -> None:
+    code, out, _ = show(ETL_PUSHGATEWAY__GROUPING_KEY__WORKER="3", ETL_LOG__LEVEL="DEBUG")
+    assert code == 0
+    path = tmp_path / "shown.toml"
+    path.write_text(out)
+    expected = load_config(
+        None, {"ETL_PUSHGATEWAY__GROUPING_KEY__WORKER": "3", "ETL_LOG__LEVEL": "DEBUG"}
+    )
+    # The DSN is shown in libpq key=value form (password masked): same settings.
+    assert load_config(path, {}).masked() == expected.masked()
+
+
+def test_config_show_with_a_bad_key_exits_2() -> None:
+    code, _, err = show(ETL_BATCH__MAX_MESSAGES="lots")
+    assert code == 2
+    assert err == "etl: error: batch.max_messages: expected an integer, got 'lots'\n"
+
+
+def test_toml_strings_are_escaped() -> None:
+    text = to_toml({"s": {"k": 'a "quoted" \\ back\nslash\t\x01', "dotted.key": {"x.y": True}}})
+    assert tomllib.loads(text) == {
+        "s": {"k": 'a "quoted" \\ back\nslash\t\x01', "dotted.key": {"x.y": True}}
+    }
+
+
+def test_table_lines_align_columns() -> None:
+    lines = list(table_lines(["org_id", "age_days"], [{"org_id": 1, "age_days": 3}]))
+    assert lines == ["org_id      age_days", "1           3"]
+
+
+@pytest.mark.parametrize(
+    ("command", "codes"),
+    [
+        (["db", "init"], ["0:", "2:", "4:", "5:"]),
+        (["db", "migrate"], ["0:", "2:", "4:", "5:"]),
+        (["db", "version"], ["0:", "2:", "4:", "5:"]),
+        (["db", "drop"], ["0:", "2:", "4:", "5:"]),
+        (["cleanup", "new-reports"], ["0:", "2:", "4:", "5:"]),
+        (["cleanup", "reported"], ["0:", "2:", "4:", "5:"]),
+        (["cleanup", "read-errors"], ["0:", "2:", "4:", "5:"]),
+        (["cleanup", "rejections"], ["0:", "2:", "4:", "5:"]),
+        (["check"], ["0:", "2:", "3:", "4:", "5:", "7:"]),
+        (["config", "show"], ["0:", "2:"]),
+    ],
+)
+def test_every_command_documents_its_exit_codes(command: list[str], codes: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Exit codes:" in result.stdout
+    for code in codes:
+        assert f" {code} " in result.stdout, (code, result.stdout)
+
+
+def test_an_unknown_option_is_a_usage_error() -> None:
+    result = CliRunner().invoke(app, ["cleanup", "new-reports", "--max-agee", "1 day"])
+    assert result.exit_code == 2
