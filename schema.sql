@@ -1,4 +1,4 @@
--- The notification database at the latest schema version (9), the same catalog that
+-- The notification database at the latest schema version (10), the same catalog that
 -- `etl db init` builds from the migrations in etl/migrations.py (a test compares the two).
 -- Idempotent: safe to apply any number of times
 --   psql -v ON_ERROR_STOP=1 --single-transaction -f schema.sql
@@ -7,8 +7,8 @@
 DO $$
 BEGIN
     IF to_regclass('migration_info') IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 9) THEN
-            RAISE EXCEPTION 'schema.sql builds schema version 9 but this database is at '
+        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 10) THEN
+            RAISE EXCEPTION 'schema.sql builds schema version 10 but this database is at '
                 'another version: run etl db migrate instead';
         END IF;
     END IF;
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS migration_info (
     version integer NOT NULL
 );
 INSERT INTO migration_info (version)
-    SELECT 9 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
+    SELECT 10 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
 COMMENT ON TABLE migration_info IS 'information about the latest DB schema and migration status';
 
 CREATE TABLE IF NOT EXISTS notification_types (
@@ -143,3 +143,38 @@ CREATE INDEX IF NOT EXISTS rejected_messages_rejected_at_idx ON rejected_message
 
 COMMENT ON TABLE rejected_messages IS
     'Kafka messages etl rejected: reason, detail and the raw value (first 64 KiB)';
+
+-- Added by etl (version 10): the record of every run (dry runs excepted).
+CREATE TABLE IF NOT EXISTS etl_runs (
+    id              bigserial PRIMARY KEY,
+    started_at      timestamp with time zone NOT NULL,
+    ended_at        timestamp with time zone,
+    status          text    NOT NULL,
+    exit_code       integer,
+    error           text,
+    topic           text    NOT NULL,
+    group_id        text    NOT NULL,
+    options         jsonb   NOT NULL DEFAULT '{}',
+    consumed        bigint  NOT NULL DEFAULT 0,
+    inserted        bigint  NOT NULL DEFAULT 0,
+    duplicates      bigint  NOT NULL DEFAULT 0,
+    rejected        bigint  NOT NULL DEFAULT 0,
+    bytes_consumed  bigint  NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS etl_runs_started_at_idx ON etl_runs (started_at);
+COMMENT ON TABLE etl_runs IS
+    'one row per etl run (dry runs excepted): options, outcome and counts';
+
+CREATE TABLE IF NOT EXISTS etl_run_partitions (
+    run_id           bigint  NOT NULL REFERENCES etl_runs (id) ON DELETE CASCADE,
+    topic            text    NOT NULL,
+    kafka_partition  integer NOT NULL,
+    start_offset     bigint  NOT NULL,
+    stop_offset      bigint  NOT NULL,
+    reached_offset   bigint  NOT NULL,
+    PRIMARY KEY (run_id, kafka_partition)
+);
+CREATE INDEX IF NOT EXISTS etl_run_partitions_range_idx
+    ON etl_run_partitions (topic, kafka_partition, start_offset);
+COMMENT ON TABLE etl_run_partitions IS
+    'per run and partition: the start, stop and reached Kafka offsets';

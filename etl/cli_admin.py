@@ -218,7 +218,7 @@ def cleanup_new_reports(
 
 
 @cleanup_app.command("reported", epilog=_CLEANUP_EPILOG)
-def cleanup_reported(  # noqa: PLR0917 - typer maps each option to one parameter
+def cleanup_reported(
     max_age: MaxAge = None,
     dry_run: DryRun = False,
     chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,

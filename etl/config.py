@@ -124,6 +124,17 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class TrackerConfig:
+    topic: str = ""  # empty: no payload tracker events
+    service_name: str = "etl"
+    timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _require(bool(self.service_name), "tracker.service_name", "must not be empty")
+        _require(self.timeout_seconds > 0, "tracker.timeout_seconds", "must be > 0")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
     format: str = "auto"  # auto: readable on a TTY, JSON lines otherwise
@@ -146,6 +157,7 @@ class Config:
     pushgateway: PushgatewayConfig = field(default_factory=PushgatewayConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def masked(self) -> dict[str, dict[str, Any]]:
@@ -169,6 +181,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "pushgateway": PushgatewayConfig,
     "batch": BatchConfig,
     "validation": ValidationConfig,
+    "tracker": TrackerConfig,
     "log": LogConfig,
 }
 _MAPPING_KEYS = {("kafka", "client"), ("pushgateway", "grouping_key")}

@@ -55,6 +55,7 @@ class Row(NamedTuple):
     updated_at: datetime  # naive, UTC, microsecond precision
     account_missing: bool
     unexpected_version: object | None  # the Version value when present and not 2
+    request_id: str | None = None  # for the payload tracker
 
 
 class Rejection(NamedTuple):
@@ -62,6 +63,7 @@ class Rejection(NamedTuple):
 
     reason: str
     detail: str
+    request_id: str | None = None  # when the value parsed and carried one
 
 
 def decode(value: bytes | None, latest_allowed: datetime) -> Row | Rejection:
@@ -78,7 +80,17 @@ def decode(value: bytes | None, latest_allowed: datetime) -> Row | Rejection:
     if not isinstance(doc, dict):
         return Rejection("invalid_json", f"expected a JSON object, got {_json_type(doc)}")
     fields = {key.lower(): item for key, item in doc.items()}
+    request_id = fields.get("requestid")
+    request_id = request_id if isinstance(request_id, str) and request_id else None
+    result = _validate(fields, value, latest_allowed, request_id)
+    if request_id is not None and isinstance(result, Rejection):
+        return result._replace(request_id=request_id)
+    return result
 
+
+def _validate(
+    fields: dict[str, Any], value: bytes, latest_allowed: datetime, request_id: str | None
+) -> Row | Rejection:
     org_id = _int32(fields, "OrgID", required=True)
     if not isinstance(org_id, int):  # required: None is impossible, a Rejection is not
         return org_id or Rejection("missing_field", "OrgID: required field is missing")
@@ -104,6 +116,7 @@ def decode(value: bytes | None, latest_allowed: datetime) -> Row | Rejection:
         updated_at=updated_at,
         account_missing=account is None,
         unexpected_version=unexpected,
+        request_id=request_id,
     )
 
 

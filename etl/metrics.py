@@ -34,6 +34,7 @@ SCALARS: dict[str, str] = {
     "etl_batches": "batches committed by the last run",
     "etl_run_duration_seconds": "wall time of the last run",
     "etl_run_exit_code": "exit code of the last run (0 = success)",
+    "etl_tracker_errors": "payload tracker events that could not be delivered",
     "etl_last_run_timestamp_seconds": "end time of the last run, Unix seconds",
 }
 

@@ -13,7 +13,7 @@ any of its versions 0..8 (recorded in ``migration_info``) is adopted as is:
     7  a comment on every table
     8  indexes idx_reported_event_state_org_cluster and idx_reported_updated_at
     9  (etl) new_reports.kafka_partition and the rejected_messages table
-    10 reserved for the runs table
+    10 (etl) the runs tables etl_runs and etl_run_partitions
 
 Version 0 is reached from an empty database ("no version": ``migration_info`` absent). Its
 statements use ``IF NOT EXISTS`` so a database holding only the tables of an older
@@ -257,12 +257,44 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             " stored to database in shrunk format'",
         ),
     ),
+    Migration(
+        10,
+        "etl: the record of every run, etl_runs and etl_run_partitions",
+        up=(
+            """CREATE TABLE IF NOT EXISTS etl_runs (
+                id bigserial PRIMARY KEY,
+                started_at timestamp with time zone NOT NULL,
+                ended_at timestamp with time zone,
+                status text NOT NULL, exit_code integer, error text,
+                topic text NOT NULL, group_id text NOT NULL,
+                options jsonb NOT NULL DEFAULT '{}',
+                consumed bigint NOT NULL DEFAULT 0, inserted bigint NOT NULL DEFAULT 0,
+                duplicates bigint NOT NULL DEFAULT 0, rejected bigint NOT NULL DEFAULT 0,
+                bytes_consumed bigint NOT NULL DEFAULT 0)""",
+            "CREATE INDEX IF NOT EXISTS etl_runs_started_at_idx ON etl_runs (started_at)",
+            "COMMENT ON TABLE etl_runs IS"
+            " 'one row per etl run (dry runs excepted): options, outcome and counts'",
+            """CREATE TABLE IF NOT EXISTS etl_run_partitions (
+                run_id bigint NOT NULL REFERENCES etl_runs (id) ON DELETE CASCADE,
+                topic text NOT NULL, kafka_partition integer NOT NULL,
+                start_offset bigint NOT NULL, stop_offset bigint NOT NULL,
+                reached_offset bigint NOT NULL,
+                PRIMARY KEY (run_id, kafka_partition))""",
+            "CREATE INDEX IF NOT EXISTS etl_run_partitions_range_idx"
+            " ON etl_run_partitions (topic, kafka_partition, start_offset)",
+            "COMMENT ON TABLE etl_run_partitions IS"
+            " 'per run and partition: the start, stop and reached Kafka offsets'",
+        ),
+        down=("DROP TABLE etl_run_partitions", "DROP TABLE etl_runs"),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1].version
 
 # Every table etl owns, dependents first: `etl db drop` drops them in this order.
 DROP_ORDER: Final = (
+    "etl_run_partitions",
+    "etl_runs",
     "read_errors",
     "reported",
     "rejected_messages",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from etl.decode import Rejection, Row
 
@@ -108,6 +108,22 @@ class Sink(Protocol):
         self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
     ) -> WriteResult:
         """Durably commit the batch or raise; replaying a batch inserts nothing twice."""
+
+    def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
+        """Record a starting run in the runs table; its id (None when not recorded)."""
+
+    def end_run(
+        self,
+        run_id: int,
+        topic: str,
+        *,
+        status: str,
+        exit_code: int,
+        error: str | None,
+        counts: Mapping[str, int],
+        partitions: Sequence[PartitionProgress],
+    ) -> None:
+        """Complete the run's record with its outcome, counts and offsets reached."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -4,30 +4,36 @@ Commit order, the heart of the design, per batch:
   1. read a bounded batch from the source (never past a partition's stop offset);
   2. decode every message: a `Row` or a `Rejection`, never an exception;
   3. ``sink.write``: rows and rejections in ONE database transaction, committed durably;
-  4. only then ``source.commit`` the batch's next offsets, synchronously.
-A crash between 3 and 4 makes the next run re-read the batch; the sink's ``ON CONFLICT DO
+  4. flush the payload tracker's events for the batch (its failures are only counted);
+  5. only then ``source.commit`` the batch's next offsets, synchronously.
+A crash between 3 and 5 makes the next run re-read the batch; the sink's ``ON CONFLICT DO
 NOTHING`` turns that replay into duplicates skipped, never duplicate rows. Nothing is committed
 to Kafka that is not in the database.
 
 The loop ends when every assigned partition reached its stop offset, or, after a stop request
 (SIGTERM/SIGINT), once the batch being read has been written and committed. Whatever happens,
-`execute` finishes the metrics, pushes them, logs one summary event and closes both adapters.
+`execute` completes the run record, finishes and pushes the metrics, logs one summary event and
+closes the adapters.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from etl.decode import Rejection, decode
 from etl.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted
 from etl.metrics import RunMetrics
 from etl.ports import Batch, PartitionProgress, Sink, Source, StoredRejection, StoredRow
+from etl.tracker import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
+
+OnBatch = Callable[[Sequence[PartitionProgress], RunMetrics], None]
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,9 @@ class RunSettings:
     max_messages: int
     max_bytes: int
     clock_skew: timedelta
+    group_id: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)  # recorded in the runs table
+    dry_run: bool = False
 
 
 @dataclass
@@ -45,183 +54,189 @@ class RunSummary:
     exit_code: int = EXIT_OK
     status: str = "completed"
     error: str | None = None
+    run_id: int | None = None
     partitions: list[PartitionProgress] = field(default_factory=list)
     duration_seconds: float = 0.0
 
 
-def execute(
-    settings: RunSettings,
-    *,
-    source: Source,
-    sink: Sink,
-    metrics: RunMetrics,
-    stop_requested: Callable[[], bool],
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    clock: Callable[[], float] = time.monotonic,
-) -> RunSummary:
-    """One whole run. Returns the summary; re-raises only unexpected errors (bugs)."""
-    started = clock()
-    summary = RunSummary()
-    try:
-        _loop(
-            settings,
-            source=source,
-            sink=sink,
-            metrics=metrics,
-            stop_requested=stop_requested,
-            now=now,
-        )
-        if stop_requested():
-            raise Interrupted("stopped by signal after committing the written batches")
-    except EtlError as exc:
-        summary.exit_code, summary.error = exc.exit_code, str(exc)
-        summary.status = "interrupted" if isinstance(exc, Interrupted) else "failed"
-    except BaseException as exc:
-        summary.exit_code, summary.error, summary.status = EXIT_BUG, repr(exc), "crashed"
-        raise
-    finally:
-        _finish(
-            summary,
-            source=source,
-            sink=sink,
-            metrics=metrics,
-            now=now,
-            duration=clock() - started,
-        )
-    return summary
+@dataclass
+class Run:
+    """One run's collaborators; `execute` is the whole run."""
 
+    settings: RunSettings
+    source: Source
+    sink: Sink
+    metrics: RunMetrics
+    stop_requested: Callable[[], bool]
+    tracker: Tracker = field(default_factory=NullTracker)
+    on_batch: OnBatch | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Callable[[], float] = time.monotonic
+    _seen_versions: set[str] = field(default_factory=set)
 
-def _loop(
-    settings: RunSettings,
-    *,
-    source: Source,
-    sink: Sink,
-    metrics: RunMetrics,
-    stop_requested: Callable[[], bool],
-    now: Callable[[], datetime],
-) -> None:
-    sink.check_schema()
-    source.start()
-    committed: dict[int, int] = {}
-    seen_versions: set[str] = set()
-    while not source.finished() and not stop_requested():
-        batch = source.read_batch(settings.max_messages, settings.max_bytes, stop_requested)
-        rows, rejections = _decode_batch(batch, now() + settings.clock_skew, metrics, seen_versions)
-        if rows or rejections:
-            result = sink.write(settings.topic, rows, rejections)  # durable first ...
-            metrics.add("etl_rows_inserted", result.inserted)
-            metrics.add("etl_rows_duplicate", result.duplicates)
-            metrics.add("etl_batches", 1)
-        changed = {p: o for p, o in batch.next_offsets.items() if committed.get(p) != o}
-        source.commit(changed)  # ... then the offsets
-        committed.update(changed)
-        if batch.messages:
-            log.debug(
-                "batch committed",
-                extra={
-                    "fields": {
-                        "messages": len(batch.messages),
-                        "rows": len(rows),
-                        "rejections": len(rejections),
-                        "offsets": changed,
-                    }
-                },
-            )
+    def execute(self) -> RunSummary:
+        """Returns the summary; re-raises only unexpected errors (bugs), after reporting them."""
+        started = self.clock()
+        summary = RunSummary()
+        try:
+            self._loop(summary)
+            if self.stop_requested():
+                raise Interrupted("stopped by signal after committing the written batches")
+        except EtlError as exc:
+            summary.exit_code, summary.error = exc.exit_code, str(exc)
+            summary.status = "interrupted" if isinstance(exc, Interrupted) else "failed"
+        except BaseException as exc:
+            summary.exit_code, summary.error, summary.status = EXIT_BUG, repr(exc), "crashed"
+            raise
+        finally:
+            self._finish(summary, self.clock() - started)
+        return summary
 
+    def _loop(self, summary: RunSummary) -> None:
+        s = self.settings
+        self.sink.check_schema()
+        summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
+        self.source.start()
+        committed: dict[int, int] = {}
+        while not self.source.finished() and not self.stop_requested():
+            batch = self.source.read_batch(s.max_messages, s.max_bytes, self.stop_requested)
+            rows, rejections = self._decode(batch, self.now() + s.clock_skew)
+            if rows or rejections:
+                result = self.sink.write(s.topic, rows, rejections)  # durable first ...
+                self.metrics.add("etl_rows_inserted", result.inserted)
+                self.metrics.add("etl_rows_duplicate", result.duplicates)
+                self.metrics.add("etl_batches", 1)
+                self._track(rows, rejections)
+            changed = {p: o for p, o in batch.next_offsets.items() if committed.get(p) != o}
+            self.source.commit(changed)  # ... then the offsets
+            committed.update(changed)
+            if self.on_batch is not None:
+                self.on_batch(self.source.progress(), self.metrics)
 
-def _decode_batch(
-    batch: Batch, latest_allowed: datetime, metrics: RunMetrics, seen_versions: set[str]
-) -> tuple[list[StoredRow], list[StoredRejection]]:
-    rows: list[StoredRow] = []
-    rejections: list[StoredRejection] = []
-    report_bytes = missing_account = unexpected_version = 0
-    for msg in batch.messages:
-        result = decode(msg.value, latest_allowed)
-        if isinstance(result, Rejection):
-            rejections.append(StoredRejection(result, msg))
-            metrics.reject(result.reason)
-            log.warning(
-                "message rejected",
-                extra={
-                    "fields": {
-                        "partition": msg.partition,
-                        "offset": msg.offset,
-                        "reason": result.reason,
-                        "detail": result.detail,
-                    }
-                },
-            )
-            continue
-        rows.append(StoredRow(result, msg.partition, msg.offset))
-        report_bytes += len(result.report)
-        missing_account += result.account_missing
-        if result.unexpected_version is not None:
-            unexpected_version += 1
-            version = repr(result.unexpected_version)
-            if version not in seen_versions:
-                seen_versions.add(version)
+    def _decode(
+        self, batch: Batch, latest_allowed: datetime
+    ) -> tuple[list[StoredRow], list[StoredRejection]]:
+        rows: list[StoredRow] = []
+        rejections: list[StoredRejection] = []
+        report_bytes = missing_account = unexpected_version = 0
+        for msg in batch.messages:
+            result = decode(msg.value, latest_allowed)
+            if isinstance(result, Rejection):
+                rejections.append(StoredRejection(result, msg))
+                self.metrics.reject(result.reason)
                 log.warning(
-                    "unexpected message Version (logged once per value and run)",
+                    "message rejected",
                     extra={
                         "fields": {
-                            "version": version,
-                            "expected": 2,
                             "partition": msg.partition,
                             "offset": msg.offset,
+                            "reason": result.reason,
+                            "detail": result.detail,
                         }
                     },
                 )
-    metrics.add("etl_messages_consumed", len(batch.messages))
-    metrics.add("etl_bytes_consumed", batch.size_bytes)
-    metrics.add("etl_bytes_stored", report_bytes)
-    metrics.add("etl_rows_missing_account_number", missing_account)
-    metrics.add("etl_messages_unexpected_version", unexpected_version)
-    return rows, rejections
+                continue
+            rows.append(StoredRow(result, msg.partition, msg.offset))
+            report_bytes += len(result.report)
+            missing_account += result.account_missing
+            if result.unexpected_version is not None:
+                unexpected_version += 1
+                self._note_version(result.unexpected_version, msg.partition, msg.offset)
+        m = self.metrics
+        m.add("etl_messages_consumed", len(batch.messages))
+        m.add("etl_bytes_consumed", batch.size_bytes)
+        m.add("etl_bytes_stored", report_bytes)
+        m.add("etl_rows_missing_account_number", missing_account)
+        m.add("etl_messages_unexpected_version", unexpected_version)
+        return rows, rejections
 
-
-def _finish(
-    summary: RunSummary,
-    *,
-    source: Source,
-    sink: Sink,
-    metrics: RunMetrics,
-    now: Callable[[], datetime],
-    duration: float,
-) -> None:
-    summary.duration_seconds = duration
-    try:
-        summary.partitions = list(source.progress())
-        for part in summary.partitions:
-            metrics.set_skipped(part.partition, part.skipped_by_retention)
-        if summary.status != "crashed":
-            metrics.set_lag(source.lag())
-    except EtlError as exc:
-        log.error("could not read final partition state", extra={"fields": {"error": str(exc)}})
-    finally:
-        source.close()
-        sink.close()
-    metrics.finish(summary.exit_code, now().timestamp(), duration)
-    pushed = metrics.push()
-    log_fn = log.info if summary.exit_code == EXIT_OK else log.error
-    log_fn(
-        "run finished",
-        extra={
-            "fields": {
-                "status": summary.status,
-                "exit_code": summary.exit_code,
-                "error": summary.error,
-                "duration_seconds": round(duration, 3),
-                "consumed": int(metrics.get("etl_messages_consumed")),
-                "inserted": int(metrics.get("etl_rows_inserted")),
-                "duplicates": int(metrics.get("etl_rows_duplicate")),
-                "rejected": {k: v for k, v in metrics.rejected().items() if v},
-                "batches": int(metrics.get("etl_batches")),
-                "bytes_consumed": int(metrics.get("etl_bytes_consumed")),
-                "partitions": {
-                    p.partition: {"start": p.start, "stop": p.stop, "reached": p.next}
-                    for p in summary.partitions
+    def _note_version(self, version: object, partition: int, offset: int) -> None:
+        text = repr(version)
+        if text not in self._seen_versions:
+            self._seen_versions.add(text)
+            log.warning(
+                "unexpected message Version (logged once per value and run)",
+                extra={
+                    "fields": {
+                        "version": text,
+                        "expected": 2,
+                        "partition": partition,
+                        "offset": offset,
+                    }
                 },
-                "metrics_pushed": pushed,
-            }
-        },
-    )
+            )
+
+    def _track(self, rows: list[StoredRow], rejections: list[StoredRejection]) -> None:
+        ok = [r.row.request_id for r in rows if r.row.request_id]
+        bad = [r.rejection.request_id for r in rejections if r.rejection.request_id]
+        if not ok and not bad:
+            return
+        for status in ("received", "processed"):
+            self.tracker.send(ok + bad, status)
+        self.tracker.send(ok, "success")
+        self.tracker.send(bad, "error")
+        self.tracker.flush()
+
+    def _finish(self, summary: RunSummary, duration: float) -> None:
+        summary.duration_seconds = duration
+        m = self.metrics
+        try:
+            summary.partitions = list(self.source.progress())
+            for part in summary.partitions:
+                m.set_skipped(part.partition, part.skipped_by_retention)
+            if summary.status != "crashed":
+                m.set_lag(self.source.lag())
+        except EtlError as exc:
+            log.error("could not read final partition state", extra={"fields": {"error": str(exc)}})
+        self.tracker.close()
+        m.set("etl_tracker_errors", self.tracker.errors)
+        counts = {
+            "consumed": int(m.get("etl_messages_consumed")),
+            "inserted": int(m.get("etl_rows_inserted")),
+            "duplicates": int(m.get("etl_rows_duplicate")),
+            "rejected": sum(m.rejected().values()),
+            "bytes_consumed": int(m.get("etl_bytes_consumed")),
+        }
+        try:
+            if summary.run_id is not None:
+                self.sink.end_run(
+                    summary.run_id,
+                    self.settings.topic,
+                    status=summary.status,
+                    exit_code=summary.exit_code,
+                    error=summary.error,
+                    counts=counts,
+                    partitions=summary.partitions,
+                )
+        except EtlError as exc:
+            log.error(
+                "could not complete the run record",
+                extra={"fields": {"run_id": summary.run_id, "error": str(exc)}},
+            )
+        finally:
+            self.source.close()
+            self.sink.close()
+        m.finish(summary.exit_code, self.now().timestamp(), duration)
+        pushed = m.push()
+        log_fn = log.info if summary.exit_code == EXIT_OK else log.error
+        log_fn(
+            "run finished",
+            extra={
+                "fields": {
+                    "status": summary.status,
+                    "exit_code": summary.exit_code,
+                    "error": summary.error,
+                    "run_id": summary.run_id,
+                    "dry_run": self.settings.dry_run,
+                    "duration_seconds": round(duration, 3),
+                    **counts,
+                    "rejected": {k: v for k, v in m.rejected().items() if v},
+                    "batches": int(m.get("etl_batches")),
+                    "partitions": {
+                        p.partition: {"start": p.start, "stop": p.stop, "reached": p.next}
+                        for p in summary.partitions
+                    },
+                    "metrics_pushed": pushed,
+                }
+            },
+        )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -29,9 +29,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from etl import runs
 from etl.config import PostgresConfig
 from etl.errors import PostgresUnavailable, SchemaMissing, is_transient_sqlstate
-from etl.ports import StoredRejection, StoredRow, WriteResult
+from etl.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,32 @@ _REJECTION_COLUMNS: Final = (
     "raw_value",
     "raw_size",
 )
-_REQUIRED: Final = {REPORTS_TABLE: COLUMNS, REJECTIONS_TABLE: _REJECTION_COLUMNS}
+_REQUIRED: Final = {
+    REPORTS_TABLE: COLUMNS,
+    REJECTIONS_TABLE: _REJECTION_COLUMNS,
+    runs.RUNS_TABLE: ("id", "status", *runs.COUNT_COLUMNS),
+    runs.RUN_PARTITIONS_TABLE: ("run_id", "start_offset", "stop_offset", "reached_offset"),
+}
 
 T = TypeVar("T")
 
 
 class PostgresSink:
-    """One connection, re-opened after a transient failure."""
+    """One connection, re-opened after a transient failure.
 
-    def __init__(self, cfg: PostgresConfig, sleep: Callable[[float], None] = time.sleep) -> None:
+    With ``dry_run`` every batch transaction is rolled back after its statements ran, so the
+    counts are real but nothing stays; run records are not written either.
+    """
+
+    def __init__(
+        self,
+        cfg: PostgresConfig,
+        *,
+        dry_run: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._cfg = cfg
+        self._dry_run = dry_run
         self._sleep = sleep
         self._conn: psycopg.Connection[Any] | None = None
         self._staging_ready = False  # the session's temp table exists (per connection)
@@ -102,6 +119,43 @@ class PostgresSink:
         params = [rejection_params(topic, r) for r in rejections]
         return self._retrying(lambda conn: self._write_once(conn, payload, len(rows), params))
 
+    def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
+        """Record a starting run; its id, or None in a dry run."""
+        if self._dry_run:
+            return None
+
+        def insert(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                return runs.begin(conn, topic, group_id, options)
+
+        return self._retrying(insert)
+
+    def end_run(
+        self,
+        run_id: int,
+        topic: str,
+        *,
+        status: str,
+        exit_code: int,
+        error: str | None,
+        counts: Mapping[str, int],
+        partitions: Sequence[PartitionProgress],
+    ) -> None:
+        def update(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                runs.end(
+                    conn,
+                    run_id,
+                    topic,
+                    status=status,
+                    exit_code=exit_code,
+                    error=error,
+                    counts=counts,
+                    partitions=partitions,
+                )
+
+        self._retrying(update)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -117,7 +171,7 @@ class PostgresSink:
         rejections: list[tuple[Any, ...]],
     ) -> WriteResult:
         inserted = 0
-        with conn.transaction(), conn.cursor() as cur:
+        with conn.transaction() as tx, conn.cursor() as cur:
             if n_rows:
                 if not self._staging_ready:
                     cur.execute(_CREATE_STAGING)
@@ -127,7 +181,10 @@ class PostgresSink:
                 inserted = cur.rowcount
             if rejections:
                 cur.executemany(_INSERT_REJECTION, rejections)
-        self._staging_ready = self._staging_ready or n_rows > 0
+            if self._dry_run:
+                raise psycopg.Rollback(tx)
+        # A rolled-back (dry) transaction also drops the temp table it created.
+        self._staging_ready = (self._staging_ready or n_rows > 0) and not self._dry_run
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
 
     def _connection(self) -> psycopg.Connection[Any]:

@@ -10,7 +10,7 @@ from etl.migrations import LATEST, MIGRATIONS, next_step, parse_target, plan
 
 def test_versions_are_contiguous_from_zero_and_continue_the_reference() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(LATEST + 1))
-    assert LATEST == 9
+    assert LATEST == 10
 
 
 def test_every_step_has_an_up_and_a_down() -> None:
@@ -19,7 +19,7 @@ def test_every_step_has_an_up_and_a_down() -> None:
 
 def test_an_empty_database_is_planned_through_every_step() -> None:
     steps = plan(None, LATEST)
-    assert [(s.direction, s.to_version) for s in steps] == [("up", v) for v in range(10)]
+    assert [(s.direction, s.to_version) for s in steps] == [("up", v) for v in range(LATEST + 1)]
 
 
 def test_a_downgrade_runs_the_down_steps_newest_first() -> None:
@@ -49,11 +49,11 @@ def test_valid_targets(text: str, version: int) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("abc", "expected a version number 0..9 or 'latest', got 'abc'"),
+        ("abc", "expected a version number 0..10 or 'latest', got 'abc'"),
         ("", "expected a version number"),
         ("1.5", "expected a version number"),
-        ("-1", "version -1 is out of range 0..9"),
-        ("10", "version 10 is out of range 0..9"),
+        ("-1", "version -1 is out of range 0..10"),
+        ("11", "version 11 is out of range 0..10"),
     ],
 )
 def test_invalid_targets_are_usage_errors(text: str, message: str) -> None:

@@ -13,9 +13,13 @@ from etl.config import PushgatewayConfig
 from etl.errors import KafkaUnavailable, PostgresUnavailable
 from etl.metrics import RunMetrics
 from etl.ports import Batch, Message, PartitionProgress, StoredRejection, StoredRow, WriteResult
-from etl.run import RunSettings, execute
+from etl.run import Run, RunSettings
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def execute(settings: RunSettings, **collaborators: Any) -> Any:
+    return Run(settings, **collaborators).execute()
 
 
 def value(org: int) -> bytes:
@@ -80,6 +84,12 @@ class FakeSink:
 
     def check_schema(self) -> None:
         self.events.append("schema ok")
+
+    def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
+        return 7
+
+    def end_run(self, run_id: int, topic: str, **outcome: Any) -> None:
+        self.ended = (run_id, outcome)
 
     def write(
         self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]

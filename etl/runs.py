@@ -1,0 +1,154 @@
+"""The record of every non-dry run: tables ``etl_runs`` and ``etl_run_partitions``.
+
+A run is inserted as ``running`` when it starts and completed when it ends (status, exit code,
+counts, and per partition the start, stop and reached offsets), so "which run loaded offset 1234
+of partition 3?" is one query::
+
+    SELECT run_id FROM etl_run_partitions
+     WHERE topic = 'ccx.ocp.results' AND kafka_partition = 3
+       AND start_offset <= 1234 AND 1234 < reached_offset;
+
+The functions here take an open connection and run inside the caller's transaction; the sink
+calls `begin`/`end` with its retries, ``etl runs`` and ``--replay-run`` call `recent`/`load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from etl.errors import ConfigError, SchemaMissing
+from etl.ports import PartitionProgress
+
+RUNS_TABLE: Final = "etl_runs"
+RUN_PARTITIONS_TABLE: Final = "etl_run_partitions"
+COUNT_COLUMNS: Final = ("consumed", "inserted", "duplicates", "rejected", "bytes_consumed")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    exit_code: int | None
+    topic: str
+    group_id: str
+    options: dict[str, Any]
+    counts: dict[str, int]
+    partitions: dict[int, tuple[int, int, int]]  # partition -> (start, stop, reached)
+
+
+def begin(
+    conn: psycopg.Connection[Any], topic: str, group_id: str, options: Mapping[str, Any]
+) -> int:
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (started_at, status, topic, group_id, options)"
+            " VALUES (now(), 'running', %s, %s, %s::jsonb) RETURNING id"
+        ).format(sql.Identifier(RUNS_TABLE)),
+        (topic, group_id, orjson.dumps(dict(options), default=str).decode()),
+    ).fetchone()
+    assert row is not None  # RETURNING always yields the row
+    return int(row[0])
+
+
+def end(
+    conn: psycopg.Connection[Any],
+    run_id: int,
+    topic: str,
+    *,
+    status: str,
+    exit_code: int,
+    error: str | None,
+    counts: Mapping[str, int],
+    partitions: Sequence[PartitionProgress],
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "UPDATE {} SET ended_at = now(), status = %s, exit_code = %s, error = %s, {}"
+            " WHERE id = %s"
+        ).format(
+            sql.Identifier(RUNS_TABLE),
+            sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in COUNT_COLUMNS),
+        ),
+        (status, exit_code, error, *(int(counts.get(c, 0)) for c in COUNT_COLUMNS), run_id),
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {} (run_id, topic, kafka_partition, start_offset, stop_offset,"
+                " reached_offset) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (run_id, kafka_partition) DO UPDATE SET"
+                " reached_offset = EXCLUDED.reached_offset"
+            ).format(sql.Identifier(RUN_PARTITIONS_TABLE)),
+            [(run_id, topic, p.partition, p.start, p.stop, p.next) for p in partitions],
+        )
+
+
+def recent(conn: psycopg.Connection[Any], limit: int) -> list[RunRecord]:
+    return _select(conn, sql.SQL("ORDER BY r.id DESC LIMIT %s"), (limit,))
+
+
+def load(conn: psycopg.Connection[Any], run_id: int) -> RunRecord:
+    found = _select(conn, sql.SQL("WHERE r.id = %s"), (run_id,))
+    if not found:
+        raise ConfigError(f"--replay-run: no run with id {run_id}")
+    return found[0]
+
+
+def replay_ranges(record: RunRecord) -> dict[int, tuple[int, int]]:
+    """The half-open offset ranges the run actually covered, per partition it read from."""
+    ranges = {
+        p: (start, reached)
+        for p, (start, _stop, reached) in record.partitions.items()
+        if reached > start
+    }
+    if not ranges:
+        raise ConfigError(f"--replay-run: run {record.id} read no offsets; nothing to replay")
+    return ranges
+
+
+def _select(
+    conn: psycopg.Connection[Any], tail: sql.Composable, params: tuple[Any, ...]
+) -> list[RunRecord]:
+    counts = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in COUNT_COLUMNS)
+    query = sql.SQL(
+        "SELECT r.id, r.started_at, r.ended_at, r.status, r.exit_code, r.topic, r.group_id,"
+        " r.options, {counts}, coalesce((SELECT jsonb_object_agg(p.kafka_partition,"
+        " jsonb_build_array(p.start_offset, p.stop_offset, p.reached_offset))"
+        " FROM {parts} p WHERE p.run_id = r.id), '{{}}'::jsonb) FROM {runs} r {tail}"
+    ).format(
+        counts=counts,
+        parts=sql.Identifier(RUN_PARTITIONS_TABLE),
+        runs=sql.Identifier(RUNS_TABLE),
+        tail=tail,
+    )
+    try:
+        found = conn.execute(query, params).fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise SchemaMissing(f"{exc.diag.message_primary}; run etl db migrate") from exc
+    out = []
+    for row in found:
+        n = len(COUNT_COLUMNS)
+        out.append(
+            RunRecord(
+                id=row[0],
+                started_at=row[1],
+                ended_at=row[2],
+                status=row[3],
+                exit_code=row[4],
+                topic=row[5],
+                group_id=row[6],
+                options=row[7],
+                counts=dict(zip(COUNT_COLUMNS, row[8 : 8 + n], strict=True)),
+                partitions={int(p): (v[0], v[1], v[2]) for p, v in row[8 + n].items()},
+            )
+        )
+    return out

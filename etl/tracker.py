@@ -1,0 +1,116 @@
+"""Payload tracker: status events for every message that carries a ``RequestId``.
+
+Events are JSON ``{"service", "request_id", "status", "date"}`` produced to ``tracker.topic``:
+``received`` once the value parsed, ``processed`` once validated, then ``success`` (its row was
+written or was already stored) or ``error`` (rejected). They are produced asynchronously in
+bulk and flushed before the batch's offsets are committed. A tracker failure never fails the
+run: it is logged and counted (`errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from confluent_kafka import KafkaException, Producer
+
+from etl.config import KafkaConfig, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    errors: int
+
+    def send(self, request_ids: Iterable[str], status: str) -> None:
+        """Queue one event per id; never raises."""
+
+    def flush(self) -> None:
+        """Wait (bounded) until queued events are delivered or failed; never raises."""
+
+    def close(self) -> None: ...
+
+
+class NullTracker:
+    """No tracker topic configured."""
+
+    errors = 0
+
+    def send(self, request_ids: Iterable[str], status: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class KafkaTracker:
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        cfg: TrackerConfig,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._cfg = cfg
+        self._now = now
+        self.errors = 0
+        self._producer = Producer(
+            {
+                **kafka.client,
+                "bootstrap.servers": kafka.bootstrap_servers,
+                "linger.ms": 50,
+                "message.timeout.ms": int(cfg.timeout_seconds * 1000),
+                "logger": logging.getLogger("etl.kafka"),
+            }
+        )
+
+    def send(self, request_ids: Iterable[str], status: str) -> None:
+        date = self._now().isoformat().replace("+00:00", "Z")
+        for rid in request_ids:
+            event = orjson.dumps(
+                {
+                    "service": self._cfg.service_name,
+                    "request_id": rid,
+                    "status": status,
+                    "date": date,
+                }
+            )
+            while True:
+                try:
+                    self._producer.produce(self._cfg.topic, event, on_delivery=self._delivered)
+                    break
+                except BufferError:  # local queue full: let deliveries drain, then retry
+                    self._producer.poll(0.1)
+                except KafkaException as exc:
+                    self._fail(str(exc))
+                    break
+        self._producer.poll(0)
+
+    def flush(self) -> None:
+        left = self._producer.flush(self._cfg.timeout_seconds)
+        if left:
+            self._fail(f"{left} tracker event(s) not delivered in {self._cfg.timeout_seconds}s")
+
+    def close(self) -> None:
+        self.flush()
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._fail(err.str())
+
+    def _fail(self, reason: str) -> None:
+        self.errors += 1
+        if self.errors == 1 or self.errors % 1000 == 0:
+            log.error(
+                "payload tracker event failed",
+                extra={"fields": {"error": reason, "failures": self.errors}},
+            )
+
+
+def open_tracker(kafka: KafkaConfig, cfg: TrackerConfig) -> Tracker:
+    return KafkaTracker(kafka, cfg) if cfg.topic else NullTracker()
