@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from etl.db import Connection, one_line
-from etl.errors import ConfigError, SchemaMissing
+from etl.errors import ConfigError, SchemaConflict, SchemaMissing
 
 DEFAULT_MAX_AGE: Final = "7 days"
 DEFAULT_CHUNK_SIZE: Final = 5000
@@ -205,11 +205,16 @@ def truncate_reported(conn: Connection) -> int:
 
 @contextmanager
 def _translated(target: Target) -> Iterator[None]:
-    """A missing table or column becomes `SchemaMissing`; other errors propagate unchanged."""
+    """A missing table or column becomes `SchemaMissing`, a refused delete `SchemaConflict`."""
     try:
         yield
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
         raise SchemaMissing(f"{target.table}: {one_line(exc)}; run 'etl db migrate'") from exc
+    except psycopg.errors.IntegrityError as exc:  # a foreign key without ON DELETE CASCADE
+        raise SchemaConflict(
+            f"{target.table}: delete refused, chunk rolled back: {one_line(exc)};"
+            " run 'etl db migrate'"
+        ) from exc
 
 
 def _naive_utc(moment: datetime) -> datetime:

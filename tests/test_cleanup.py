@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from db_helpers import CLUSTER_A, CLUSTER_B, etl, execute, query
+from db_helpers import (
+    CLUSTER_A,
+    CLUSTER_B,
+    build_reference,
+    etl,
+    execute,
+    insert_sample_rows,
+    query,
+)
 
 from etl.cleanup import parse_max_age
 from etl.errors import ConfigError
@@ -181,6 +189,15 @@ def test_a_table_missing_at_this_version_exits_5(database: str) -> None:
     assert result.exit_code == 5
     assert "read_errors" in result.stderr
     assert "run 'etl db migrate'" in result.stderr
+
+
+def test_a_delete_refused_by_an_old_foreign_key_exits_5(database: str) -> None:
+    build_reference(database, 5)  # read_errors' foreign key has no ON DELETE CASCADE yet
+    insert_sample_rows(database, 5)
+    result = etl(database, "cleanup", "new-reports", "--max-age", "1 day")
+    assert result.exit_code == 5
+    assert "new_reports: delete refused, chunk rolled back" in result.stderr
+    assert len(query(database, "SELECT * FROM new_reports")) == 2
 
 
 def test_postgresql_unavailable_exits_4() -> None:
