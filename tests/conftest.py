@@ -76,18 +76,31 @@ def services() -> Iterator[Services]:
 
 
 @pytest.fixture
-def database(services: Services) -> Iterator[str]:
+def make_database(services: Services) -> Iterator[Callable[[], str]]:
+    """Create new empty databases; their DSNs. Dropped after the test."""
+    names: list[str] = []
+
+    def create() -> str:
+        name = f"etl_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        names.append(name)
+        params = conninfo_to_dict(services.postgres_dsn)
+        params["dbname"] = name
+        return make_conninfo(**{k: str(v) for k, v in params.items()})
+
+    yield create
+    with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
+        for name in names:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def database(make_database: Callable[[], str]) -> str:
     """A new empty database for this test; its DSN. Dropped afterwards."""
-    name = f"etl_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(services.postgres_dsn)
-    params["dbname"] = name
-    yield make_conninfo(**{k: str(v) for k, v in params.items()})
-    with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    return make_database()
 
 
 @pytest.fixture
