@@ -11,7 +11,7 @@ export ETL_KAFKA__TOPIC="${ETL_KAFKA__TOPIC:-ccx.ocp.results.demo}"
 export ETL_KAFKA__GROUP_ID="${ETL_KAFKA__GROUP_ID:-etl-demo}"
 export ETL_PUSHGATEWAY__JOB=etl-demo
 
-psql -q -v ON_ERROR_STOP=1 "$ETL_POSTGRES__DSN" -f schema.sql 2>/dev/null
+etl db migrate --to latest
 python3 dev/samples.py "$ETL_KAFKA__TOPIC"
 
 echo "== etl run"

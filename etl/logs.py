@@ -31,13 +31,21 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``HH:MM:SS level event key=value ...`` for people watching a terminal."""
+    """``HH:MM:SS level event key=value ...`` for people watching a terminal.
+
+    On a terminal each line first clears the current one, so a log line never lands in the
+    middle of the progress line (which redraws itself after the next batch).
+    """
+
+    def __init__(self, clear_line: bool = False) -> None:
+        super().__init__()
+        self._prefix = "\r\x1b[K" if clear_line else ""
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         fields = getattr(record, "fields", {})
         rest = " ".join(f"{k}={_short(v)}" for k, v in fields.items() if v is not None)
-        line = f"{ts} {record.levelname.lower():7} {record.getMessage()}"
+        line = f"{self._prefix}{ts} {record.levelname.lower():7} {record.getMessage()}"
         if rest:
             line = f"{line}  {rest}"
         if record.exc_info:
@@ -50,7 +58,7 @@ def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter(clear_line=out.isatty()))
     root = logging.getLogger("etl")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

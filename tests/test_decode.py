@@ -267,3 +267,10 @@ def test_escaped_backslash_u0000_text_is_not_a_nul() -> None:
     # The six characters \u0000 written literally (escaped backslash) are storable text.
     report = message()["Report"] | {"reports": ["\\u0000"]}
     assert orjson.loads(ok(orjson.dumps(message(Report=report))).report)["reports"] == ["\\u0000"]
+
+
+def test_request_id_is_kept_for_the_tracker_on_rows_and_rejections() -> None:
+    assert ok(orjson.dumps(message())).request_id == "abc"
+    assert rejected(orjson.dumps(message(OrgID="x"))).request_id == "abc"
+    assert rejected(b"[]").request_id is None
+    assert ok(orjson.dumps(message(RequestId=5))).request_id is None
