@@ -7,6 +7,8 @@ from collections.abc import Callable
 from conftest import Services
 from db_helpers import etl
 
+from etl.migrations import LATEST
+
 CLOSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
 
 
@@ -26,7 +28,7 @@ def test_every_dependency_up_exits_0(
     kafka, postgres, pushgateway = result.stdout.splitlines()
     assert kafka == (f"kafka: ok {services.kafka} topic '{topic}' has 3 partition(s) [0, 1, 2]")
     assert postgres.startswith("postgres: ok ")
-    assert postgres.endswith("schema version 9 (latest)")
+    assert postgres.endswith(f"schema version {LATEST} (latest)")
     assert pushgateway == f"pushgateway: ok {services.pushgateway} healthy"
 
 
@@ -74,7 +76,7 @@ def test_postgresql_stopped_exits_4(services: Services, make_topic: Callable[[in
 def test_an_outdated_schema_exits_5(
     services: Services, database: str, make_topic: Callable[[int], str]
 ) -> None:
-    etl(database, "db", "migrate", "--to", "8")
+    etl(database, "db", "migrate", "--to", "8")  # the reference's last version
     result = etl(
         database,
         "check",
@@ -83,7 +85,7 @@ def test_an_outdated_schema_exits_5(
         ETL_PUSHGATEWAY__URL=services.pushgateway,
     )
     assert result.exit_code == 5
-    assert "schema version 8, latest 9: run 'etl db migrate'" in result.stdout
+    assert f"schema version 8, latest {LATEST}: run 'etl db migrate'" in result.stdout
 
 
 def test_pushgateway_stopped_exits_7_and_an_empty_url_is_skipped(
