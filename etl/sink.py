@@ -40,6 +40,7 @@ REPORTS_TABLE: Final = "new_reports"
 REJECTIONS_TABLE: Final = "rejected_messages"
 RAW_VALUE_LIMIT: Final = 64 * 1024
 _STAGING = sql.Identifier("etl_staging")
+_STAGING_STREAK: Final = 8
 COLUMNS: Final = (
     "org_id",
     "account_number",
@@ -87,7 +88,7 @@ class PostgresSink:
         self._dry_run = dry_run
         self._sleep = sleep
         self._conn: psycopg.Connection[Any] | None = None
-        self._staging_ready = False  # the session's temp table exists (per connection)
+        self._staging_streak = 0  # batches left to send through staging after a conflict
 
     def check_schema(self) -> None:
         query = sql.SQL(
@@ -173,19 +174,37 @@ class PostgresSink:
         inserted = 0
         with conn.transaction() as tx, conn.cursor() as cur:
             if n_rows:
-                if not self._staging_ready:
-                    cur.execute(_CREATE_STAGING)
-                with cur.copy(_copy_sql(_STAGING)) as copy:
-                    copy.write(payload)
-                cur.execute(_INSERT_FROM_STAGING)
-                inserted = cur.rowcount
+                inserted = self._store_rows(conn, cur, payload)
             if rejections:
                 cur.executemany(_INSERT_REJECTION, rejections)
             if self._dry_run:
                 raise psycopg.Rollback(tx)
-        # A rolled-back (dry) transaction also drops the temp table it created.
-        self._staging_ready = (self._staging_ready or n_rows > 0) and not self._dry_run
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
+
+    def _store_rows(
+        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], payload: bytes
+    ) -> int:
+        """COPY the rows straight into new_reports; on a key already held, use the staging path.
+
+        The direct COPY (inside a savepoint) skips writing every row twice. A batch that
+        repeats a stored key (a replay, a redelivery) makes it fail with a unique violation:
+        the savepoint is rolled back and the batch goes through the staging table with
+        ``ON CONFLICT DO NOTHING``. After such a fallback the next batches go straight to the
+        staging path for a while, since a replay tends to continue.
+        """
+        if self._staging_streak == 0:
+            try:
+                with conn.transaction(), cur.copy(_copy_sql(sql.Identifier(REPORTS_TABLE))) as cp:
+                    cp.write(payload)
+                return cur.rowcount
+            except psycopg.errors.UniqueViolation:
+                self._staging_streak = _STAGING_STREAK
+        self._staging_streak = max(0, self._staging_streak - 1)
+        cur.execute(_CREATE_STAGING)  # rare path: a no-op once the session has the table
+        with cur.copy(_copy_sql(_STAGING)) as copy:
+            copy.write(payload)
+        cur.execute(_INSERT_FROM_STAGING)
+        return cur.rowcount
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -197,7 +216,6 @@ class PostgresSink:
             conn.execute("SET synchronous_commit TO on")
             conn.commit()
             self._conn = conn
-            self._staging_ready = False
         return self._conn
 
     def _retrying(self, operation: Callable[[psycopg.Connection[Any]], T]) -> T:
