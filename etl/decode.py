@@ -7,13 +7,16 @@ lowercase form; ``Report`` an object holding ``fingerprints``, ``reports`` and `
 without the keys in `DROPPED_REPORT_KEYS`, serialised compactly; ``LastChecked`` an RFC 3339
 timestamp no later than ``now + clock skew``, stored as naive UTC.
 
-The value is parsed once with orjson; the report dict is trimmed in place and serialised once.
+The value is parsed once with orjson; the report dict is trimmed in place and serialised once,
+to UTF-8 bytes that go to COPY as they are. Common spellings (canonical keys, a canonical
+lowercase UUID, a UTC timestamp) take fast paths; any other spelling takes the general one.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -29,6 +32,24 @@ DROPPED_REPORT_KEYS: Final = (
     "analysis_metadata",
 )
 REQUIRED_REPORT_KEYS: Final = ("fingerprints", "reports", "system")
+
+# Top-level keys match in any letter case; this maps the lowercase form to the spelling used here.
+_CANONICAL: Final = {
+    name.lower(): name
+    for name in (
+        "OrgID",
+        "AccountNumber",
+        "ClusterName",
+        "Report",
+        "LastChecked",
+        "Version",
+        "RequestId",
+        "Metadata",
+    )
+}
+_CANONICAL_KEYS: Final = frozenset(_CANONICAL.values())
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ZERO: Final = timedelta(0)
 
 # The fixed set of rejection reasons, used as the `reason` metric label.
 REASONS: Final = (
@@ -46,12 +67,12 @@ REASONS: Final = (
 
 
 class Row(NamedTuple):
-    """A valid report, ready for ``new_reports``. ``report`` is compact JSON text."""
+    """A valid report, ready for ``new_reports``."""
 
     org_id: int
     account_number: int
     cluster: str
-    report: str
+    report: bytes  # compact UTF-8 JSON
     updated_at: datetime  # naive, UTC, microsecond precision
     account_missing: bool
     unexpected_version: object | None  # the Version value when present and not 2
@@ -79,8 +100,12 @@ def decode(value: bytes | None, latest_allowed: datetime) -> Row | Rejection:
         return Rejection("invalid_json", f"not valid UTF-8 JSON: {text}")
     if not isinstance(doc, dict):
         return Rejection("invalid_json", f"expected a JSON object, got {_json_type(doc)}")
-    fields = {key.lower(): item for key, item in doc.items()}
-    request_id = fields.get("requestid")
+    fields: dict[str, Any] = (
+        doc
+        if doc.keys() <= _CANONICAL_KEYS
+        else {_CANONICAL.get(str(key).lower(), str(key)): item for key, item in doc.items()}
+    )
+    request_id = fields.get("RequestId")
     request_id = request_id if isinstance(request_id, str) and request_id else None
     result = _validate(fields, value, latest_allowed, request_id)
     if request_id is not None and isinstance(result, Rejection):
@@ -97,16 +122,16 @@ def _validate(
     account = _int32(fields, "AccountNumber", required=False)
     if isinstance(account, Rejection):
         return account
-    cluster = _cluster(fields.get("clustername"))
+    cluster = _cluster(fields.get("ClusterName"))
     if isinstance(cluster, Rejection):
         return cluster
-    report = _report(fields.get("report"), value)
+    report = _report(fields.get("Report"), value)
     if isinstance(report, Rejection):
         return report
-    updated_at = _timestamp(fields.get("lastchecked"), latest_allowed)
+    updated_at = _timestamp(fields.get("LastChecked"), latest_allowed)
     if isinstance(updated_at, Rejection):
         return updated_at
-    version = fields.get("version")
+    version = fields.get("Version")
     unexpected = None if version is None or _is_int(version, EXPECTED_VERSION) else version
     return Row(
         org_id=org_id,
@@ -121,10 +146,10 @@ def _validate(
 
 
 def _int32(fields: dict[str, Any], name: str, *, required: bool) -> int | Rejection | None:
-    raw = fields.get(name.lower())
+    raw = fields.get(name)
     if raw is None:
         if required:
-            state = "null" if name.lower() in fields else "missing"
+            state = "null" if name in fields else "missing"
             return Rejection("missing_field", f"{name}: required field is {state}")
         return None
     if type(raw) is not int:
@@ -139,13 +164,15 @@ def _cluster(raw: Any) -> str | Rejection:
         return Rejection("missing_field", "ClusterName: required field is missing or null")
     if not isinstance(raw, str):
         return Rejection("wrong_type", f"ClusterName: expected string, got {_json_type(raw)}")
+    if _CANONICAL_UUID.fullmatch(raw):
+        return raw
     try:
         return str(uuid.UUID(raw.strip()))
     except ValueError:
         return Rejection("bad_cluster", f"ClusterName: not a UUID: {raw[:80]!r}")
 
 
-def _report(raw: Any, value: bytes) -> str | Rejection:
+def _report(raw: Any, value: bytes) -> bytes | Rejection:
     if raw is None:
         return Rejection("missing_field", "Report: required field is missing or null")
     if not isinstance(raw, dict):
@@ -158,7 +185,7 @@ def _report(raw: Any, value: bytes) -> str | Rejection:
     # The cheap byte test keeps the exact walk off the common path.
     if b"\\u0000" in value and _contains_nul(raw):
         return Rejection("unstorable_text", "Report: contains a \\u0000 character")
-    return orjson.dumps(raw).decode()
+    return orjson.dumps(raw)
 
 
 def _contains_nul(node: Any) -> bool:
@@ -192,6 +219,8 @@ def _timestamp(raw: Any, latest_allowed: datetime) -> datetime | Rejection:
             f"LastChecked: {text} is later than now plus the allowed clock skew "
             "(message from the future)",
         )
+    if parsed.utcoffset() == _ZERO:
+        return parsed.replace(tzinfo=None)
     return parsed.astimezone(UTC).replace(tzinfo=None)
 
 

@@ -10,6 +10,11 @@ A crash between 3 and 5 makes the next run re-read the batch; the sink's ``ON CO
 NOTHING`` turns that replay into duplicates skipped, never duplicate rows. Nothing is committed
 to Kafka that is not in the database.
 
+Steps 1-2 of batch N+1 overlap step 3 of batch N: the write runs on one worker thread, with at
+most one batch in flight, and batch N's steps 4-5 happen on this thread before batch N+1 is
+handed over. So Python decodes while PostgreSQL ingests, the order of commits is unchanged,
+and at most two batches are held in memory.
+
 The loop ends when every assigned partition reached its stop offset, or, after a stop request
 (SIGTERM/SIGINT), once the batch being read has been written and committed. Whatever happens,
 `execute` completes the run record, finishes and pushes the metrics, logs one summary event and
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +34,15 @@ from typing import Any
 from etl.decode import Rejection, decode
 from etl.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted
 from etl.metrics import RunMetrics
-from etl.ports import Batch, PartitionProgress, Sink, Source, StoredRejection, StoredRow
+from etl.ports import (
+    Batch,
+    PartitionProgress,
+    Sink,
+    Source,
+    StoredRejection,
+    StoredRow,
+    WriteResult,
+)
 from etl.tracker import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -60,6 +74,16 @@ class RunSummary:
 
 
 @dataclass
+class _InFlight:
+    """A decoded batch handed to the writer, and what to do once it is stored."""
+
+    write: Future[WriteResult] | None  # None: nothing to store, only offsets to commit
+    offsets: dict[int, int]
+    rows: list[StoredRow]
+    rejections: list[StoredRejection]
+
+
+@dataclass
 class Run:
     """One run's collaborators; `execute` is the whole run."""
 
@@ -73,6 +97,11 @@ class Run:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     clock: Callable[[], float] = time.monotonic
     _seen_versions: set[str] = field(default_factory=set)
+    _writer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-sink")
+    )
+    _pending: _InFlight | None = None
+    _committed: dict[int, int] = field(default_factory=dict)
 
     def execute(self) -> RunSummary:
         """Returns the summary; re-raises only unexpected errors (bugs), after reporting them."""
@@ -97,21 +126,34 @@ class Run:
         self.sink.check_schema()
         summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
         self.source.start()
-        committed: dict[int, int] = {}
+        self._committed: dict[int, int] = {}
         while not self.source.finished() and not self.stop_requested():
             batch = self.source.read_batch(s.max_messages, s.max_bytes, self.stop_requested)
             rows, rejections = self._decode(batch, self.now() + s.clock_skew)
-            if rows or rejections:
-                result = self.sink.write(s.topic, rows, rejections)  # durable first ...
-                self.metrics.add("etl_rows_inserted", result.inserted)
-                self.metrics.add("etl_rows_duplicate", result.duplicates)
-                self.metrics.add("etl_batches", 1)
-                self._track(rows, rejections)
-            changed = {p: o for p, o in batch.next_offsets.items() if committed.get(p) != o}
-            self.source.commit(changed)  # ... then the offsets
-            committed.update(changed)
-            if self.on_batch is not None:
-                self.on_batch(self.source.progress(), self.metrics)
+            batch.messages = []  # valid values are no longer needed; rejections keep theirs
+            self._complete_pending()  # batch N: durable, tracked, committed ...
+            write = None
+            if rows or rejections:  # ... before batch N+1 is handed to the writer
+                write = self._writer.submit(self.sink.write, s.topic, rows, rejections)
+            self._pending = _InFlight(write, batch.next_offsets, rows, rejections)
+        self._complete_pending()
+
+    def _complete_pending(self) -> None:
+        """Wait for the batch in flight to be stored, then flush its events, commit its offsets."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if pending.write is not None:
+            result = pending.write.result()  # re-raises the sink's error: nothing committed
+            self.metrics.add("etl_rows_inserted", result.inserted)
+            self.metrics.add("etl_rows_duplicate", result.duplicates)
+            self.metrics.add("etl_batches", 1)
+            self._track(pending.rows, pending.rejections)
+        changed = {p: o for p, o in pending.offsets.items() if self._committed.get(p) != o}
+        self.source.commit(changed)
+        self._committed.update(changed)
+        if self.on_batch is not None:
+            self.on_batch(self.source.progress(), self.metrics)
 
     def _decode(
         self, batch: Batch, latest_allowed: datetime
@@ -178,6 +220,9 @@ class Run:
         self.tracker.flush()
 
     def _finish(self, summary: RunSummary, duration: float) -> None:
+        # A write still in flight after a failure elsewhere must end before the sink is reused;
+        # its offsets stay uncommitted, so the next run re-reads (and skips) that batch.
+        self._writer.shutdown(wait=True)
         summary.duration_seconds = duration
         m = self.metrics
         try:

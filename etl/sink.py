@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -116,9 +116,8 @@ class PostgresSink:
     def write(
         self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
     ) -> WriteResult:
-        payload = copy_payload(rows)
         params = [rejection_params(topic, r) for r in rejections]
-        return self._retrying(lambda conn: self._write_once(conn, payload, len(rows), params))
+        return self._retrying(lambda conn: self._write_once(conn, rows, params))
 
     def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
         """Record a starting run; its id, or None in a dry run."""
@@ -167,14 +166,14 @@ class PostgresSink:
     def _write_once(
         self,
         conn: psycopg.Connection[Any],
-        payload: bytes,
-        n_rows: int,
+        rows: Sequence[StoredRow],
         rejections: list[tuple[Any, ...]],
     ) -> WriteResult:
         inserted = 0
+        n_rows = len(rows)
         with conn.transaction() as tx, conn.cursor() as cur:
             if n_rows:
-                inserted = self._store_rows(conn, cur, payload)
+                inserted = self._store_rows(conn, cur, rows)
             if rejections:
                 cur.executemany(_INSERT_REJECTION, rejections)
             if self._dry_run:
@@ -182,7 +181,7 @@ class PostgresSink:
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
 
     def _store_rows(
-        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], payload: bytes
+        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows: Sequence[StoredRow]
     ) -> int:
         """COPY the rows straight into new_reports; on a key already held, use the staging path.
 
@@ -195,14 +194,16 @@ class PostgresSink:
         if self._staging_streak == 0:
             try:
                 with conn.transaction(), cur.copy(_copy_sql(sql.Identifier(REPORTS_TABLE))) as cp:
-                    cp.write(payload)
+                    for chunk in copy_chunks(rows):
+                        cp.write(chunk)
                 return cur.rowcount
             except psycopg.errors.UniqueViolation:
                 self._staging_streak = _STAGING_STREAK
         self._staging_streak = max(0, self._staging_streak - 1)
         cur.execute(_CREATE_STAGING)  # rare path: a no-op once the session has the table
         with cur.copy(_copy_sql(_STAGING)) as copy:
-            copy.write(payload)
+            for chunk in copy_chunks(rows):
+                copy.write(chunk)
         cur.execute(_INSERT_FROM_STAGING)
         return cur.rowcount
 
@@ -247,21 +248,33 @@ class PostgresSink:
         )
 
 
-def copy_payload(rows: Sequence[StoredRow]) -> bytes:
-    """The rows as COPY text-format lines, in `COLUMNS` order.
+def copy_chunks(rows: Sequence[StoredRow], chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The rows as COPY text-format lines in `COLUMNS` order, in chunks of about ``chunk_bytes``.
 
-    Only the report needs escaping: orjson never emits raw control characters, so the sole
-    COPY-special character it can contain is the backslash. The cluster is a canonical UUID
-    and the rest are numbers and timestamps.
+    Chunks keep the whole batch from existing twice in memory. Only the report needs escaping:
+    orjson never emits raw control characters, so the one COPY-special byte it can contain is
+    the backslash. The cluster is a canonical UUID and the rest are numbers and timestamps.
     """
-    return "".join(
-        [
-            f"{r.org_id}\t{r.account_number}\t{r.cluster}\t{r.report.replace(chr(92), chr(92) * 2)}"
-            f"\t{r.updated_at.isoformat(' ')}\t{s.offset}\t{s.partition}\n"
-            for s in rows
-            for r in (s.row,)
-        ]
-    ).encode()
+    lines: list[bytes] = []
+    size = 0
+    for stored in rows:
+        r = stored.row
+        line = b"%d\t%d\t%s\t%s\t%s\t%d\t%d\n" % (
+            r.org_id,
+            r.account_number,
+            r.cluster.encode(),
+            r.report.replace(b"\\", b"\\\\"),
+            r.updated_at.isoformat(" ").encode(),
+            stored.offset,
+            stored.partition,
+        )
+        lines.append(line)
+        size += len(line)
+        if size >= chunk_bytes:
+            yield b"".join(lines)
+            lines, size = [], 0
+    if lines:
+        yield b"".join(lines)
 
 
 def rejection_params(topic: str, item: StoredRejection) -> tuple[Any, ...]:

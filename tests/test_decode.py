@@ -69,7 +69,7 @@ def test_valid_message_becomes_a_trimmed_row() -> None:
         "reports": [{"rule_id": "r|KEY", "details": {"html": "<b>é</b>", "n": 1.5}}],
         "extra": {"kept": True},
     }
-    assert " " not in row.report  # compact
+    assert b" " not in row.report  # compact
     assert not row.account_missing
     assert row.unexpected_version is None
 

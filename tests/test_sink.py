@@ -11,12 +11,12 @@ from etl.config import PostgresConfig
 from etl.decode import Rejection, Row
 from etl.errors import PostgresUnavailable
 from etl.ports import Message, StoredRejection, StoredRow
-from etl.sink import PostgresSink, copy_payload
+from etl.sink import PostgresSink, copy_chunks
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
 
 
-def row(org: int, report: str = '{"reports":[]}', offset: int | None = None) -> StoredRow:
+def row(org: int, report: bytes = b'{"reports":[]}', offset: int | None = None) -> StoredRow:
     r = Row(org, 7, CLUSTER, report, datetime(2026, 5, 4, 9, 30, 12, 123456), False, None)
     return StoredRow(r, 0, org if offset is None else offset)
 
@@ -31,10 +31,17 @@ def stored(dsn: str) -> list[tuple[object, ...]]:
 def test_copy_text_escapes_backslashes_and_keeps_unicode(schema_db: str) -> None:
     text = '{"reports":[{"p":"C:\\\\tmp\\n","h":"<b>é</b>","t":"\\t"}]}'
     sink = PostgresSink(PostgresConfig(dsn=schema_db))
-    sink.write("t", [row(1, text)], [])
+    sink.write("t", [row(1, text.encode())], [])
     sink.close()
     assert stored(schema_db) == [(1, text, 1)]
-    assert b"\\\\\\\\tmp" in copy_payload([row(1, text)])
+    assert b"\\\\\\\\tmp" in b"".join(copy_chunks([row(1, text.encode())]))
+
+
+def test_copy_lines_are_cut_into_bounded_chunks() -> None:
+    chunks = list(copy_chunks([row(i, b"x" * 1000) for i in range(100)], chunk_bytes=10_000))
+    assert len(chunks) == 10
+    assert all(c.endswith(b"\n") for c in chunks)
+    assert sum(c.count(b"\n") for c in chunks) == 100
 
 
 def test_replayed_and_overlapping_batches_insert_nothing_twice(schema_db: str) -> None:
