@@ -4,7 +4,7 @@
     ├── ConfigError               exit 2: bad configuration or usage, nothing was touched
     ├── KafkaUnavailable          exit 3: broker unreachable, group join or commit failed
     ├── PostgresUnavailable       exit 4: database unreachable after bounded retries
-    ├── SchemaMissing             exit 5: the tables etl writes do not exist (apply schema.sql)
+    ├── SchemaMissing             exit 5: the tables etl writes do not exist (run etl db migrate)
     ├── SchemaConflict            exit 5: the schema's version forbids the operation, or the
     │                                     database refused a migration step (rolled back)
     ├── Interrupted               exit 6: SIGTERM/SIGINT; work written so far is committed
@@ -76,7 +76,7 @@ EXIT_CODES: dict[int, str] = {
     ConfigError.exit_code: "usage or configuration error; nothing was touched",
     KafkaUnavailable.exit_code: "Kafka unavailable",
     PostgresUnavailable.exit_code: "PostgreSQL unavailable (after bounded retries)",
-    SchemaMissing.exit_code: "database schema missing (apply schema.sql)",
+    SchemaMissing.exit_code: "database schema missing (run etl db migrate)",
     Interrupted.exit_code: "interrupted by SIGTERM/SIGINT; committed what was written",
 }
 

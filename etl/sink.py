@@ -106,11 +106,11 @@ class PostgresSink:
         found = self._retrying(present)
         for table, columns in _REQUIRED.items():
             if not any(t == table for t, _ in found):
-                raise SchemaMissing(f"table {table} does not exist; apply schema.sql first")
+                raise SchemaMissing(f"table {table} does not exist; run etl db migrate")
             absent = [c for c in columns if (table, c) not in found]
             if absent:
                 raise SchemaMissing(
-                    f"table {table} lacks column(s) {', '.join(absent)}; apply schema.sql"
+                    f"table {table} lacks column(s) {', '.join(absent)}; run etl db migrate"
                 )
 
     def write(
@@ -233,7 +233,7 @@ class PostgresSink:
         try:
             return retrying(lambda: operation(self._connection()))
         except psycopg.errors.UndefinedTable as exc:
-            raise SchemaMissing(f"{exc.diag.message_primary}; apply schema.sql") from exc
+            raise SchemaMissing(f"{exc.diag.message_primary}; run etl db migrate") from exc
         except psycopg.Error as exc:
             if _is_transient(exc) or isinstance(exc, psycopg.OperationalError):
                 raise PostgresUnavailable(f"PostgreSQL unavailable: {_one_line(exc)}") from exc

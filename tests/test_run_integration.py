@@ -264,7 +264,7 @@ def test_missing_schema_exits_5_and_commits_nothing(
         conn.execute("DROP TABLE new_reports CASCADE")
     result = run_etl(etl_env(loaded_topic[0]))
     assert result.returncode == 5
-    assert "table new_reports does not exist; apply schema.sql" in result.stderr
+    assert "table new_reports does not exist; run etl db migrate" in result.stderr
     assert committed(services, group, loaded_topic[0], 3) == {0: -1001, 1: -1001, 2: -1001}
     with psycopg.connect(schema_db, autocommit=True) as conn:
         conn.execute("ALTER TABLE rejected_messages DROP COLUMN detail")
