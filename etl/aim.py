@@ -129,6 +129,38 @@ def check_combination(aim: Aim) -> None:
         raise ConfigError("--from-timestamp must be earlier than --until-timestamp")
 
 
+def aim_from_options(
+    *,
+    until_offset: str | None,
+    from_offset: str | None,
+    from_timestamp: str | None,
+    until_timestamp: str | None,
+    from_beginning: bool,
+    partitions: str | None,
+    no_commit: bool = False,
+    dry_run: bool = False,
+    replay: dict[int, tuple[int, int]] | None = None,
+) -> Aim:
+    """The `Aim` of the command-line options as typed; ConfigError for any malformed one."""
+    aim = Aim(
+        partitions=parse_partitions(partitions) if partitions is not None else None,
+        from_offset=parse_offsets("--from-offset", from_offset) if from_offset else None,
+        until_offset=parse_offsets("--until-offset", until_offset) if until_offset else None,
+        from_timestamp=parse_timestamp("--from-timestamp", from_timestamp)
+        if from_timestamp
+        else None,
+        until_timestamp=parse_timestamp("--until-timestamp", until_timestamp)
+        if until_timestamp
+        else None,
+        from_beginning=from_beginning,
+        commit=not no_commit and replay is None,
+        dry_run=dry_run,
+        replay=replay,
+    )
+    check_combination(aim)
+    return aim
+
+
 @dataclass(frozen=True)
 class Watermarks:
     """What the broker reports for one partition at the start of the run."""

@@ -1,7 +1,8 @@
 """The ``etl`` command: the typer app, its commands, and known errors mapped to exit codes.
 
-The commands live in `etl.cli_run` (run, plan, runs) and `etl.cli_admin` (db, cleanup, check,
-config); the CLI modules are the only ones that know the concrete adapters. Nothing imports them.
+The commands live in `etl.cli_run` (run), `etl.cli_inspect` (plan, runs) and `etl.cli_admin`
+(db, cleanup, check, config); the CLI modules are the only ones that know the concrete
+adapters. Nothing imports them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated
 import typer
 
 from etl.cli_admin import register as register_admin_commands
+from etl.cli_inspect import register as register_inspect_commands
 from etl.cli_run import register as register_run_commands
 from etl.errors import EtlError
 
@@ -24,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 register_run_commands(app)
+register_inspect_commands(app)
 register_admin_commands(app)
 
 

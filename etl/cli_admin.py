@@ -8,10 +8,8 @@ Usage errors (bad ``--to``, ``--max-age``, a missing ``--yes``) exit 2 before an
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -19,25 +17,13 @@ import typer
 
 from etl import check as checks
 from etl import cleanup, db
-from etl.config import Config, load_config
-from etl.errors import ConfigError, EtlError
+from etl.cli_common import ConfigOption, epilog, handled, load
+from etl.errors import ConfigError
 from etl.logs import setup_logging
 from etl.migrations import LATEST, parse_target
 from etl.render import json_lines, table_lines, to_toml
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="TOML configuration file (default: $ETL_CONFIG).", show_default=False
-    ),
-]
 YesOption = Annotated[bool, typer.Option("--yes", help="Confirm a destructive operation.")]
-
-
-def _epilog(*codes: str, ok: str = "success") -> str:
-    """The ``--help`` epilog listing a command's exit codes, in numeric order."""
-    lines = sorted((f"0: {ok}", "2: usage error", *codes), key=lambda line: int(line.split(":")[0]))
-    return "Exit codes:\n\n" + "\n\n".join(lines)
 
 
 _PG = "4: PostgreSQL unavailable"
@@ -49,25 +35,11 @@ cleanup_app = typer.Typer(help="Delete rows older than --max-age, in bounded chu
 config_app = typer.Typer(help="Inspect the effective configuration.")
 
 
-@contextmanager
-def _handled() -> Iterator[None]:
-    """Known errors become one line on stderr and their exit code."""
-    try:
-        yield
-    except EtlError as exc:
-        typer.echo(f"etl: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-
-
-def _load(path: Path | None) -> Config:
-    return load_config(path, os.environ)
-
-
-@db_app.command("init", epilog=_epilog(_PG, _SCHEMA))
+@db_app.command("init", epilog=epilog(_PG, _SCHEMA))
 def db_init(config: ConfigOption = None) -> None:
     """Create the whole schema on an empty database; do nothing on an up-to-date one."""
-    with _handled():
-        cfg = _load(config)
+    with handled():
+        cfg = load(config)
         with db.connect(cfg.postgres) as conn:
             steps = db.init(conn)
     if steps:
@@ -76,7 +48,7 @@ def db_init(config: ConfigOption = None) -> None:
         typer.echo(f"schema already at version {LATEST}; nothing to do")
 
 
-@db_app.command("migrate", epilog=_epilog(_PG, _SCHEMA))
+@db_app.command("migrate", epilog=epilog(_PG, _SCHEMA))
 def db_migrate(
     to: Annotated[
         str, typer.Option("--to", help=f"Target version 0..{LATEST}, or 'latest'.")
@@ -85,9 +57,9 @@ def db_migrate(
     config: ConfigOption = None,
 ) -> None:
     """Migrate up or down to a version, one transaction per step (down needs --yes)."""
-    with _handled():
+    with handled():
         target = parse_target(to)
-        cfg = _load(config)
+        cfg = load(config)
         with db.connect(cfg.postgres) as conn:
             current = db.current_version(conn)
             if current is not None and target < current <= LATEST and not yes:
@@ -100,24 +72,24 @@ def db_migrate(
     typer.echo(f"schema at version {target}" + ("" if steps else "; nothing to do"))
 
 
-@db_app.command("version", epilog=_epilog(_PG, _SCHEMA))
+@db_app.command("version", epilog=epilog(_PG, _SCHEMA))
 def db_version(config: ConfigOption = None) -> None:
     """Print the database's schema version and the latest this etl provides."""
-    with _handled():
-        cfg = _load(config)
+    with handled():
+        cfg = load(config)
         with db.connect(cfg.postgres) as conn:
             current = db.current_version(conn)
     typer.echo(f"current: {'none' if current is None else current}")
     typer.echo(f"latest: {LATEST}")
 
 
-@db_app.command("drop", epilog=_epilog(_PG, "5: a table etl does not own depends on them"))
+@db_app.command("drop", epilog=epilog(_PG, "5: a table etl does not own depends on them"))
 def db_drop(yes: YesOption = False, config: ConfigOption = None) -> None:
     """Drop every table etl owns, dependents first, whatever the schema version."""
-    with _handled():
+    with handled():
         if not yes:
             raise ConfigError("drop deletes every table and its data; add --yes")
-        cfg = _load(config)
+        cfg = load(config)
         with db.connect(cfg.postgres) as conn:
             dropped = db.drop(conn)
     typer.echo(f"dropped {len(dropped)} table(s): {', '.join(dropped) or 'none'}")
@@ -144,7 +116,7 @@ Output = Annotated[
         "--output", help="Dry-run listing: auto (table on a TTY, else JSON lines), table, json."
     ),
 ]
-_CLEANUP_EPILOG = _epilog(_PG, _MISSING)
+_CLEANUP_EPILOG = epilog(_PG, _MISSING)
 
 
 def _cleanup(
@@ -156,11 +128,11 @@ def _cleanup(
     output: str,
     path: Path | None,
 ) -> None:
-    with _handled():
+    with handled():
         interval = cleanup.parse_max_age(max_age or cleanup.DEFAULT_MAX_AGE)
         if output not in ("auto", "table", "json"):
             raise ConfigError(f"--output: expected auto, table or json, got {output!r}")
-        cfg = _load(path)
+        cfg = load(path)
         target = cleanup.TARGETS[name]
         with db.connect(cfg.postgres) as conn:
             if dry_run:
@@ -240,12 +212,12 @@ def cleanup_reported(
             path=config,
         )
         return
-    with _handled():
+    with handled():
         if max_age is not None or dry_run:
             raise ConfigError("--truncate empties the table: no --max-age or --dry-run with it")
         if not yes:
             raise ConfigError("--truncate deletes every row of reported; add --yes")
-        cfg = _load(config)
+        cfg = load(config)
         with db.connect(cfg.postgres) as conn:
             rows = cleanup.truncate_reported(conn)
     typer.echo(f"emptied reported ({rows} row(s))")
@@ -289,7 +261,7 @@ def cleanup_rejections(
     )
 
 
-_CHECK_EPILOG = _epilog(
+_CHECK_EPILOG = epilog(
     "3: Kafka unavailable or the topic missing",
     "4: PostgreSQL unavailable",
     "5: schema not at the latest version",
@@ -305,8 +277,8 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Check Kafka (topic and partitions), PostgreSQL (schema version) and the Pushgateway."""
-    with _handled():
-        cfg = _load(config)
+    with handled():
+        cfg = load(config)
     setup_logging(cfg.log.level, cfg.log.format)
     results = [
         checks.check_kafka(cfg.kafka, timeout),
@@ -320,11 +292,11 @@ def check(
         raise typer.Exit(code)
 
 
-@config_app.command("show", epilog=_epilog())
+@config_app.command("show", epilog=epilog())
 def config_show(config: ConfigOption = None) -> None:
     """Print the effective configuration (file, then environment) as TOML, secrets masked."""
-    with _handled():
-        cfg = _load(config)
+    with handled():
+        cfg = load(config)
     typer.echo(to_toml(cfg.masked()), nl=False)
 
 

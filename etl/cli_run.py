@@ -1,4 +1,4 @@
-"""The loading commands: ``etl run``, ``etl plan`` and ``etl runs``.
+"""The loading command ``etl run``, and the options that aim it (shared with ``etl plan``).
 
 Thin: parse and check the options (usage errors exit 2 before any connection), build the
 configuration once, wire the concrete adapters, print, and map the outcome to an exit code.
@@ -15,30 +15,23 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
-import psycopg
 import typer
 
-from etl import offsets, runs
-from etl.aim import Aim, check_combination, parse_offsets, parse_partitions, parse_timestamp
-from etl.config import Config, load_config
-from etl.errors import ConfigError, EtlError, PostgresUnavailable, exit_codes_help
+from etl import db, runs
+from etl.aim import aim_from_options
+from etl.cli_common import ConfigOption, fail, handled, load
+from etl.config import Config
+from etl.errors import exit_codes_help
 from etl.logs import setup_logging
 from etl.metrics import RunMetrics
 from etl.progress import ProgressBar, summary_table
-from etl.render import json_lines, table_lines
 from etl.run import Run, RunSettings
 from etl.sink import PostgresSink
 from etl.source import KafkaSource
 from etl.tracker import NullTracker, open_tracker
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="TOML configuration file (default: $ETL_CONFIG).", show_default=False
-    ),
-]
 UntilOffset = Annotated[
     str | None,
     typer.Option(
@@ -96,12 +89,6 @@ _AIM_HELP = (
 )
 
 
-def fail(message: str, code: int) -> NoReturn:
-    """Print one line to stderr and exit with ``code``."""
-    typer.echo(f"etl: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 @dataclass
 class StopFlag:
     """Set by SIGTERM/SIGINT; the run finishes its batch and stops. A second signal kills."""
@@ -122,44 +109,13 @@ class StopFlag:
         self.requested = True
 
 
-def _config(path: Path | None, group: str | None = None, dsn: str | None = None) -> Config:
-    cfg = load_config(path, os.environ)
+def config_with(path: Path | None, group: str | None = None, dsn: str | None = None) -> Config:
+    cfg = load(path)
     if group is not None:
         cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, group_id=group))
     if dsn is not None:
         cfg = dataclasses.replace(cfg, postgres=dataclasses.replace(cfg.postgres, dsn=dsn))
     return cfg
-
-
-def _aim(
-    *,
-    until_offset: str | None,
-    from_offset: str | None,
-    from_timestamp: str | None,
-    until_timestamp: str | None,
-    from_beginning: bool,
-    partitions: str | None,
-    no_commit: bool = False,
-    dry_run: bool = False,
-    replay: dict[int, tuple[int, int]] | None = None,
-) -> Aim:
-    aim = Aim(
-        partitions=parse_partitions(partitions) if partitions is not None else None,
-        from_offset=parse_offsets("--from-offset", from_offset) if from_offset else None,
-        until_offset=parse_offsets("--until-offset", until_offset) if until_offset else None,
-        from_timestamp=parse_timestamp("--from-timestamp", from_timestamp)
-        if from_timestamp
-        else None,
-        until_timestamp=parse_timestamp("--until-timestamp", until_timestamp)
-        if until_timestamp
-        else None,
-        from_beginning=from_beginning,
-        commit=not no_commit and replay is None,
-        dry_run=dry_run,
-        replay=replay,
-    )
-    check_combination(aim)
-    return aim
 
 
 def run(
@@ -199,12 +155,12 @@ def run(
     ] = None,
 ) -> None:
     """Load every message up to the end offsets seen at start, then push metrics and exit."""
-    try:
-        cfg = _config(config, group, None)
+    with handled():
+        cfg = config_with(config, group, None)
         replay = _replay_ranges(cfg, replay_run) if replay_run is not None else None
         if dsn is not None:
-            cfg = _config(config, group, dsn)
-        aim = _aim(
+            cfg = config_with(config, group, dsn)
+        aim = aim_from_options(
             until_offset=until_offset,
             from_offset=from_offset,
             from_timestamp=from_timestamp,
@@ -215,8 +171,6 @@ def run(
             dry_run=dry_run,
             replay=replay,
         )
-    except EtlError as exc:
-        fail(str(exc), exc.exit_code)
     setup_logging(cfg.log.level, cfg.log.format)
     stop = StopFlag()
     stop.install()
@@ -273,131 +227,11 @@ def run(
         fail(summary.error or summary.status, summary.exit_code)
 
 
-def plan(
-    config: ConfigOption = None,
-    until_offset: UntilOffset = None,
-    from_offset: FromOffset = None,
-    from_timestamp: FromTime = None,
-    until_timestamp: UntilTime = None,
-    from_beginning: FromBeginning = False,
-    partitions: Partitions = None,
-    group: Group = None,
-    output: Annotated[str, typer.Option("--output", help="table or json")] = "table",
-) -> None:
-    """Show per partition where `etl run` with these options would start and stop; reads nothing."""
-    try:
-        cfg = _config(config, group)
-        aim = _aim(
-            until_offset=until_offset,
-            from_offset=from_offset,
-            from_timestamp=from_timestamp,
-            until_timestamp=until_timestamp,
-            from_beginning=from_beginning,
-            partitions=partitions,
-        )
-        if output not in ("table", "json"):
-            raise ConfigError("--output: must be table or json")
-        consumer = offsets.open_consumer(cfg.kafka)
-        try:
-            existing = offsets.topic_partitions(consumer, cfg.kafka)
-            offsets.check_named_partitions(aim, existing, cfg.kafka.topic)
-            planned = offsets.plan(consumer, cfg.kafka, aim.partitions or existing, aim)
-        finally:
-            consumer.close()
-    except EtlError as exc:
-        fail(str(exc), exc.exit_code)
-    rows: list[dict[str, Any]] = [
-        {
-            "partition": i.progress.partition,
-            "start": i.progress.start,
-            "stop": i.progress.stop,
-            "messages": i.progress.stop - i.progress.start,
-            "committed": i.marks.committed if i.marks.committed >= 0 else None,
-            "lag": i.marks.high - max(i.marks.committed, i.marks.low),
-            "note": i.note,
-        }
-        for i in planned
-    ]
-    totals = {
-        "partition": "total",
-        "messages": sum(r["messages"] for r in rows),
-        "lag": sum(r["lag"] for r in rows),
-    }
-    columns = ["partition", "start", "stop", "messages", "committed", "lag", "note"]
-    lines = (
-        json_lines([*rows, totals]) if output == "json" else table_lines(columns, [*rows, totals])
-    )
-    for line in lines:
-        typer.echo(line)
-
-
-def runs_list(
-    config: ConfigOption = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs.")] = 20,
-    output: Annotated[str, typer.Option("--output", help="table or json")] = "table",
-) -> None:
-    """List recent runs from the runs table, newest first."""
-    try:
-        cfg = _config(config)
-        if output not in ("table", "json"):
-            raise ConfigError("--output: must be table or json")
-        with _connect(cfg) as conn:
-            records = runs.recent(conn, limit)
-    except EtlError as exc:
-        fail(str(exc), exc.exit_code)
-    rows = [
-        {
-            "id": r.id,
-            "started_at": r.started_at,
-            "status": r.status,
-            "exit_code": r.exit_code,
-            "group_id": r.group_id,
-            **r.counts,
-            "ranges": " ".join(
-                f"{p}:[{s},{reached})" for p, (s, _, reached) in sorted(r.partitions.items())
-            ),
-        }
-        for r in records
-    ]
-    columns = [
-        "id",
-        "started_at",
-        "status",
-        "exit_code",
-        "group_id",
-        "consumed",
-        "inserted",
-        "duplicates",
-        "rejected",
-        "ranges",
-    ]
-    for line in json_lines(rows) if output == "json" else table_lines(columns, rows):
-        typer.echo(line)
-
-
-def _connect(cfg: Config) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(
-            cfg.postgres.dsn, connect_timeout=cfg.postgres.connect_timeout_seconds
-        )
-    except psycopg.OperationalError as exc:
-        raise PostgresUnavailable(f"PostgreSQL unavailable: {' '.join(str(exc).split())}") from exc
-
-
 def _replay_ranges(cfg: Config, run_id: int) -> dict[int, tuple[int, int]]:
-    with _connect(cfg) as conn:
-        record = runs.load(conn, run_id)
-    if record.topic != cfg.kafka.topic:
-        raise ConfigError(
-            f"--replay-run: run {run_id} read topic {record.topic!r}, not {cfg.kafka.topic!r}"
-        )
-    return runs.replay_ranges(record)
+    with db.connect(cfg.postgres) as conn:
+        return runs.replay_ranges(runs.load(conn, run_id), cfg.kafka.topic)
 
 
 def register(app: typer.Typer) -> None:
     epilog = "Exit codes:\n\n" + exit_codes_help().replace("\n", "\n\n") + "\n\n" + _AIM_HELP
     app.command("run", epilog=epilog)(run)
-    app.command("plan", epilog="Exit codes: 0 ok, 2 usage error, 3 Kafka unavailable")(plan)
-    app.command(
-        "runs", epilog="Exit codes: 0 ok, 2 usage error, 4 PostgreSQL unavailable, 5 schema missing"
-    )(runs_list)

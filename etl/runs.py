@@ -103,8 +103,12 @@ def load(conn: psycopg.Connection[Any], run_id: int) -> RunRecord:
     return found[0]
 
 
-def replay_ranges(record: RunRecord) -> dict[int, tuple[int, int]]:
+def replay_ranges(record: RunRecord, topic: str) -> dict[int, tuple[int, int]]:
     """The half-open offset ranges the run actually covered, per partition it read from."""
+    if record.topic != topic:
+        raise ConfigError(
+            f"--replay-run: run {record.id} read topic {record.topic!r}, not {topic!r}"
+        )
     ranges = {
         p: (start, reached)
         for p, (start, _stop, reached) in record.partitions.items()
