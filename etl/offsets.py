@@ -22,6 +22,7 @@ from etl.ports import PartitionProgress
 REQUEST_TIMEOUT = 10.0
 # librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
 CLIENT_DEFAULTS = {
+    # Prefetch bounded well below batch.max_bytes: the batch itself is the buffer that counts.
     "queued.max.messages.kbytes": "65536",
     "fetch.wait.max.ms": "100",
     # A run that follows a crashed run waits for the dead member's session to expire before

@@ -129,8 +129,7 @@ class Run:
         self._committed: dict[int, int] = {}
         while not self.source.finished() and not self.stop_requested():
             batch = self.source.read_batch(s.max_messages, s.max_bytes, self.stop_requested)
-            rows, rejections = self._decode(batch, self.now() + s.clock_skew)
-            batch.messages = []  # valid values are no longer needed; rejections keep theirs
+            rows, rejections = self._decode(batch, self.now() + s.clock_skew)  # empties batch
             self._complete_pending()  # batch N: durable, tracked, committed ...
             write = None
             if rows or rejections:  # ... before batch N+1 is handed to the writer
@@ -161,7 +160,12 @@ class Run:
         rows: list[StoredRow] = []
         rejections: list[StoredRejection] = []
         report_bytes = missing_account = unexpected_version = 0
-        for msg in batch.messages:
+        count = len(batch.messages)
+        # Consumed from the front, so each valid value is freed as soon as its row exists and
+        # the batch's values and rows are never held in full at the same time.
+        batch.messages.reverse()
+        while batch.messages:
+            msg = batch.messages.pop()
             result = decode(msg.value, latest_allowed)
             if isinstance(result, Rejection):
                 rejections.append(StoredRejection(result, msg))
@@ -185,7 +189,7 @@ class Run:
                 unexpected_version += 1
                 self._note_version(result.unexpected_version, msg.partition, msg.offset)
         m = self.metrics
-        m.add("etl_messages_consumed", len(batch.messages))
+        m.add("etl_messages_consumed", count)
         m.add("etl_bytes_consumed", batch.size_bytes)
         m.add("etl_bytes_stored", report_bytes)
         m.add("etl_rows_missing_account_number", missing_account)

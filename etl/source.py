@@ -67,6 +67,7 @@ class KafkaSource:
         self._consumer: Any = None
         self._parts: dict[int, PartitionProgress] = {}
         self._carry: list[Message] = []
+        self._average_size = 1024  # bytes per message value, refined by every batch
         self._assigned_once = False
         self._last_progress = clock()
         self._last_error: str = "none"
@@ -102,13 +103,19 @@ class KafkaSource:
         while len(out) < max_messages and size < max_bytes and not stop_requested():
             if self._all_read():
                 break
-            fetched = self._consume(min(_CONSUME_CHUNK, max_messages - len(out)))
+            # Ask librdkafka for about as many messages as the byte budget still holds (from
+            # the average size seen so far), so the carry-over stays small: whatever is taken
+            # from its queue lives in Python memory while the queue refills behind it.
+            room = (max_bytes - size) // self._average_size + 1
+            fetched = self._consume(min(_CONSUME_CHUNK, max_messages - len(out), room))
             for i, msg in enumerate(fetched):
                 if len(out) >= max_messages or size >= max_bytes:
                     self._carry.extend(fetched[i:])
                     break
                 out.append(msg)
                 size += len(msg.value or b"")
+        if out:
+            self._average_size = max(1, size // len(out))
         return Batch(out, self._handed_out_offsets(), size)
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
