@@ -9,7 +9,7 @@ Usage errors (bad ``--to``, ``--max-age``, a missing ``--yes``) exit 2 before an
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -170,23 +170,35 @@ def _print_listing(target: cleanup.Target, rows: Iterator[dict[str, object]], ou
     return count
 
 
-@cleanup_app.command("new-reports", epilog=_CLEANUP_EPILOG)
-def cleanup_new_reports(
-    max_age: MaxAge = None,
-    dry_run: DryRun = False,
-    chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
-    output: Output = "auto",
-    config: ConfigOption = None,
-) -> None:
-    """Delete new_reports rows by updated_at (their read_errors rows go with them)."""
-    _cleanup(
-        "new-reports",
-        max_age=max_age,
-        dry_run=dry_run,
-        chunk_size=chunk_size,
-        output=output,
-        path=config,
-    )
+def _cleanup_command(target: str, doc: str) -> Callable[..., None]:
+    """One ``etl cleanup TARGET`` command; they differ only in the table they clean."""
+
+    def command(
+        max_age: MaxAge = None,
+        dry_run: DryRun = False,
+        chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
+        output: Output = "auto",
+        config: ConfigOption = None,
+    ) -> None:
+        _cleanup(
+            target,
+            max_age=max_age,
+            dry_run=dry_run,
+            chunk_size=chunk_size,
+            output=output,
+            path=config,
+        )
+
+    command.__doc__ = doc
+    return command
+
+
+for _target, _doc in (
+    ("new-reports", "Delete new_reports rows by updated_at (their read_errors rows go with them)."),
+    ("read-errors", "Delete read_errors rows by updated_at."),
+    ("rejections", "Delete rejected_messages rows by rejected_at."),
+):
+    cleanup_app.command(_target, epilog=_CLEANUP_EPILOG)(_cleanup_command(_target, _doc))
 
 
 @cleanup_app.command("reported", epilog=_CLEANUP_EPILOG)
@@ -221,44 +233,6 @@ def cleanup_reported(
         with db.connect(cfg.postgres) as conn:
             rows = cleanup.truncate_reported(conn)
     typer.echo(f"emptied reported ({rows} row(s))")
-
-
-@cleanup_app.command("read-errors", epilog=_CLEANUP_EPILOG)
-def cleanup_read_errors(
-    max_age: MaxAge = None,
-    dry_run: DryRun = False,
-    chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
-    output: Output = "auto",
-    config: ConfigOption = None,
-) -> None:
-    """Delete read_errors rows by updated_at."""
-    _cleanup(
-        "read-errors",
-        max_age=max_age,
-        dry_run=dry_run,
-        chunk_size=chunk_size,
-        output=output,
-        path=config,
-    )
-
-
-@cleanup_app.command("rejections", epilog=_CLEANUP_EPILOG)
-def cleanup_rejections(
-    max_age: MaxAge = None,
-    dry_run: DryRun = False,
-    chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
-    output: Output = "auto",
-    config: ConfigOption = None,
-) -> None:
-    """Delete rejected_messages rows by rejected_at."""
-    _cleanup(
-        "rejections",
-        max_age=max_age,
-        dry_run=dry_run,
-        chunk_size=chunk_size,
-        output=output,
-        path=config,
-    )
 
 
 _CHECK_EPILOG = epilog(
