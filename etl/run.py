@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from etl.decode import Rejection, decode
-from etl.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted
+from etl.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted, KafkaUnavailable
 from etl.metrics import RunMetrics
 from etl.ports import (
     Batch,
@@ -233,7 +233,8 @@ class Run:
             summary.partitions = list(self.source.progress())
             for part in summary.partitions:
                 m.set_skipped(part.partition, part.skipped_by_retention)
-            if summary.status != "crashed":
+            # Asking an unreachable broker for end offsets would only delay the exit.
+            if summary.status != "crashed" and summary.exit_code != KafkaUnavailable.exit_code:
                 m.set_lag(self.source.lag())
         except EtlError as exc:
             log.error("could not read final partition state", extra={"fields": {"error": str(exc)}})
