@@ -1,4 +1,4 @@
--- The notification database at the latest schema version (10), the same catalog that
+-- The notification database at the latest schema version (11), the same catalog that
 -- `etl db init` builds from the migrations in etl/migrations.py (a test compares the two).
 -- Idempotent: safe to apply any number of times
 --   psql -v ON_ERROR_STOP=1 --single-transaction -f schema.sql
@@ -7,8 +7,8 @@
 DO $$
 BEGIN
     IF to_regclass('migration_info') IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 10) THEN
-            RAISE EXCEPTION 'schema.sql builds schema version 10 but this database is at '
+        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 11) THEN
+            RAISE EXCEPTION 'schema.sql builds schema version 11 but this database is at '
                 'another version: run etl db migrate instead';
         END IF;
     END IF;
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS migration_info (
     version integer NOT NULL
 );
 INSERT INTO migration_info (version)
-    SELECT 10 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
+    SELECT 11 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
 COMMENT ON TABLE migration_info IS 'information about the latest DB schema and migration status';
 
 CREATE TABLE IF NOT EXISTS notification_types (
@@ -178,3 +178,11 @@ CREATE INDEX IF NOT EXISTS etl_run_partitions_range_idx
     ON etl_run_partitions (topic, kafka_partition, start_offset);
 COMMENT ON TABLE etl_run_partitions IS
     'per run and partition: the start, stop and reached Kafka offsets';
+
+-- Added by etl (version 11): lz4 TOAST compression for the reports, where the server has it.
+DO $$
+BEGIN
+    EXECUTE 'ALTER TABLE new_reports ALTER COLUMN report SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR syntax_error OR undefined_object THEN
+    RAISE NOTICE 'new_reports.report keeps its compression: %', SQLERRM;
+END $$;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -75,7 +75,7 @@ def test_init_on_an_older_version_asks_for_migrate_and_changes_nothing(database:
     before = catalog(database)
     result = etl(database, "db", "init")
     assert result.exit_code == 5
-    assert "database schema is at version 4, latest is 10: run 'etl db migrate'" in result.stderr
+    assert "database schema is at version 4, latest is 11: run 'etl db migrate'" in result.stderr
     assert catalog(database) == before
 
 
@@ -193,9 +193,9 @@ def test_a_refused_down_step_rolls_back_and_keeps_the_steps_before(database: str
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("text", "--to: expected a version number 0..10 or 'latest', got 'text'"),
-        ("-1", "--to: version -1 is out of range 0..10"),
-        ("11", "--to: version 11 is out of range 0..10"),
+        ("text", "--to: expected a version number 0..11 or 'latest', got 'text'"),
+        ("-1", "--to: version -1 is out of range 0..11"),
+        ("12", "--to: version 12 is out of range 0..11"),
     ],
 )
 def test_an_invalid_target_is_a_usage_error_that_changes_nothing(
@@ -218,7 +218,7 @@ def test_migrating_down_needs_yes(database: str) -> None:
     etl(database, "db", "init")
     result = etl(database, "db", "migrate", "--to", "3")
     assert result.exit_code == 2
-    assert result.stderr == "etl: error: migrating down from 10 to 3 drops data; add --yes\n"
+    assert result.stderr == "etl: error: migrating down from 11 to 3 drops data; add --yes\n"
     assert version(database) == LATEST
 
 
@@ -228,7 +228,7 @@ def test_a_newer_schema_version_is_refused(database: str) -> None:
     for args in (("db", "migrate"), ("db", "init")):
         result = etl(database, *args)
         assert result.exit_code == 5
-        assert "version 42 is newer than this etl knows (latest 10)" in result.stderr
+        assert "version 42 is newer than this etl knows (latest 11)" in result.stderr
 
 
 def test_version_reports_current_and_latest(database: str) -> None:
@@ -286,3 +286,17 @@ def test_the_etl_command_itself_runs_migrations(database: str) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert version(database) == LATEST
+
+
+def test_reports_are_lz4_compressed_by_init_and_by_schema_sql(
+    database: str, make_database: Callable[[], str]
+) -> None:
+    etl(database, "db", "init")
+    other = make_database()
+    execute(other, SCHEMA.read_text())
+    for dsn in (database, other):
+        assert query(
+            dsn,
+            "SELECT attcompression FROM pg_attribute"
+            " WHERE attrelid = 'new_reports'::regclass AND attname = 'report'",
+        ) == [("l",)]
