@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import psycopg
@@ -17,6 +16,7 @@ from tests.conftest import SCHEMA, Services
 from tests.test_run_integration import (
     BAD,
     committed,
+    etl_command,
     good,
     rejections,
     rows,
@@ -26,23 +26,6 @@ from tests.test_run_integration import (
 
 Env = Callable[..., dict[str, str]]
 T0 = 1_780_000_000_000  # ms: 2026-05-28T20:26:40Z
-
-
-def run_cmd(env: dict[str, str], *args: str) -> Any:
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    return subprocess.run(
-        [sys.executable, "-m", "etl", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def orgs(dsn: str) -> list[int]:
@@ -155,7 +138,7 @@ def test_plan_reads_nothing_and_matches_what_the_run_does(
 ) -> None:
     env = etl_env(topic10)
     assert run_etl(env, "--until-offset", "0:2,1:7").returncode == 0
-    planned = run_cmd(env, "plan", "--until-offset", "0:6", "--output", "json")
+    planned = etl_command(env, "plan", "--until-offset", "0:6", "--output", "json")
     assert planned.returncode == 0, planned.stderr
     lines = [orjson.loads(line) for line in planned.stdout.splitlines()]
     assert lines[:2] == [
@@ -186,7 +169,7 @@ def test_plan_reads_nothing_and_matches_what_the_run_does(
         "1": {"start": 7, "stop": 10, "reached": 10},
     }
     assert summary(result)["consumed"] == 7
-    table = run_cmd(env, "plan")
+    table = etl_command(env, "plan")
     assert table.returncode == 0
     assert table.stdout.splitlines()[0].split() == [
         "partition",
@@ -265,7 +248,7 @@ def test_runs_table_records_every_run_and_replay_fills_another_database(
     assert parts == [(0, 4, 10, 10), (1, 4, 10, 10)]
     assert loaded_by == [(runs[0][0],)]
 
-    listed = run_cmd(env, "runs", "--output", "json")
+    listed = etl_command(env, "runs", "--output", "json")
     assert listed.returncode == 0, listed.stderr
     assert [orjson.loads(line)["id"] for line in listed.stdout.splitlines()] == [run_id, runs[0][0]]
 

@@ -22,6 +22,7 @@ from tests.conftest import ROOT, Services
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767{:02x}"
 ETL = [sys.executable, "-m", "etl", "run"]
+PYTHON_ETL = [sys.executable, "-m", "etl"]
 
 
 def good(i: int) -> bytes:
@@ -48,8 +49,16 @@ BAD = [b"", b"not json", b'{"OrgID": "1"}', orjson.dumps({"OrgID": 1})]
 def run_etl(
     env: dict[str, str], *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """``etl run ARGS`` as a user runs it."""
+    return etl_command(env, "run", *args, timeout=timeout)
+
+
+def etl_command(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``etl ARGS`` as a user runs it."""
     return subprocess.run(
-        [*ETL, *args],
+        [*PYTHON_ETL, *args],
         env=env,
         capture_output=True,
         text=True,
