@@ -50,7 +50,8 @@ install() {
   if [ ! -f "$kafka_libs/.complete" ]; then
     log "fetching Kafka jars with mvn"
     mkdir -p "$kafka_libs"
-    mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_libs" >&2
+    mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_libs" \
+      >"$state/mvn.log" 2>&1 || { cat "$state/mvn.log" >&2; return 1; }
     touch "$kafka_libs/.complete"
   fi
 }
