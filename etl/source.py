@@ -170,8 +170,17 @@ class KafkaSource:
         return {p: waiting.get(p, part.next) for p, part in self._parts.items()}
 
     def _consume(self, limit: int) -> list[Message]:
+        """Up to ``limit`` records: whatever is queued now, else the first one to arrive.
+
+        ``consume`` waits for its full count until the timeout, so asking it to block would
+        stall every batch's last call; it only ever returns what is ready, and an empty queue
+        is waited on with ``poll``, which returns on the first record.
+        """
         try:
-            raw = self._consumer.consume(num_messages=limit, timeout=_POLL_SECONDS)
+            raw = self._consumer.consume(num_messages=limit, timeout=0)
+            if not raw:
+                rec = self._consumer.poll(_POLL_SECONDS)
+                raw = [] if rec is None else [rec]
         except KafkaException as exc:
             raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
         out: list[Message] = []
