@@ -1,4 +1,4 @@
--- The notification database at the latest schema version (11), the same catalog that
+-- The notification database at the latest schema version (12), the same catalog that
 -- `etl db init` builds from the migrations in etl/migrations.py (a test compares the two).
 -- Idempotent: safe to apply any number of times
 --   psql -v ON_ERROR_STOP=1 --single-transaction -f schema.sql
@@ -7,8 +7,8 @@
 DO $$
 BEGIN
     IF to_regclass('migration_info') IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 11) THEN
-            RAISE EXCEPTION 'schema.sql builds schema version 11 but this database is at '
+        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 12) THEN
+            RAISE EXCEPTION 'schema.sql builds schema version 12 but this database is at '
                 'another version: run etl db migrate instead';
         END IF;
     END IF;
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS migration_info (
     version integer NOT NULL
 );
 INSERT INTO migration_info (version)
-    SELECT 11 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
+    SELECT 12 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
 COMMENT ON TABLE migration_info IS 'information about the latest DB schema and migration status';
 
 CREATE TABLE IF NOT EXISTS notification_types (
@@ -186,3 +186,8 @@ BEGIN
 EXCEPTION WHEN feature_not_supported OR syntax_error OR undefined_object THEN
     RAISE NOTICE 'new_reports.report keeps its compression: %', SQLERRM;
 END $$;
+
+-- Added by etl (version 12): the cascade from new_reports and read_errors cleanup use indexes.
+CREATE INDEX IF NOT EXISTS read_errors_org_id_cluster_updated_at_idx
+    ON read_errors (org_id, cluster, updated_at);
+CREATE INDEX IF NOT EXISTS read_errors_updated_at_idx ON read_errors (updated_at);

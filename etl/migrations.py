@@ -15,6 +15,7 @@ any of its versions 0..8 (recorded in ``migration_info``) is adopted as is:
     9  (etl) new_reports.kafka_partition and the rejected_messages table
     10 (etl) the runs tables etl_runs and etl_run_partitions
     11 (etl) lz4 TOAST compression for new_reports.report, where the server supports it
+    12 (etl) read_errors indexes for the cascade from new_reports and for its own cleanup
 
 Version 0 is reached from an empty database ("no version": ``migration_info`` absent). Its
 statements use ``IF NOT EXISTS`` so a database holding only the tables of an older
@@ -303,6 +304,20 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "etl: lz4 compression for new_reports.report (halves the server's CPU per report)",
         up=(_SET_REPORT_COMPRESSION.replace("METHOD", "lz4"),),
         down=(_SET_REPORT_COMPRESSION.replace("METHOD", "default"),),
+    ),
+    Migration(
+        12,
+        "etl: read_errors indexes, so deleting new_reports rows and old read_errors is not a"
+        " table scan per row",
+        up=(
+            "CREATE INDEX IF NOT EXISTS read_errors_org_id_cluster_updated_at_idx"
+            " ON read_errors (org_id, cluster, updated_at)",
+            "CREATE INDEX IF NOT EXISTS read_errors_updated_at_idx ON read_errors (updated_at)",
+        ),
+        down=(
+            "DROP INDEX IF EXISTS read_errors_updated_at_idx",
+            "DROP INDEX IF EXISTS read_errors_org_id_cluster_updated_at_idx",
+        ),
     ),
 )
 

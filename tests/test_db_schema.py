@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from conftest import ROOT, SCHEMA, Services
 from db_helpers import (
@@ -75,7 +76,7 @@ def test_init_on_an_older_version_asks_for_migrate_and_changes_nothing(database:
     before = catalog(database)
     result = etl(database, "db", "init")
     assert result.exit_code == 5
-    assert "database schema is at version 4, latest is 11: run 'etl db migrate'" in result.stderr
+    assert "database schema is at version 4, latest is 12: run 'etl db migrate'" in result.stderr
     assert catalog(database) == before
 
 
@@ -193,9 +194,9 @@ def test_a_refused_down_step_rolls_back_and_keeps_the_steps_before(database: str
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("text", "--to: expected a version number 0..11 or 'latest', got 'text'"),
-        ("-1", "--to: version -1 is out of range 0..11"),
-        ("12", "--to: version 12 is out of range 0..11"),
+        ("text", "--to: expected a version number 0..12 or 'latest', got 'text'"),
+        ("-1", "--to: version -1 is out of range 0..12"),
+        ("13", "--to: version 13 is out of range 0..12"),
     ],
 )
 def test_an_invalid_target_is_a_usage_error_that_changes_nothing(
@@ -218,7 +219,7 @@ def test_migrating_down_needs_yes(database: str) -> None:
     etl(database, "db", "init")
     result = etl(database, "db", "migrate", "--to", "3")
     assert result.exit_code == 2
-    assert result.stderr == "etl: error: migrating down from 11 to 3 drops data; add --yes\n"
+    assert result.stderr == "etl: error: migrating down from 12 to 3 drops data; add --yes\n"
     assert version(database) == LATEST
 
 
@@ -228,7 +229,7 @@ def test_a_newer_schema_version_is_refused(database: str) -> None:
     for args in (("db", "migrate"), ("db", "init")):
         result = etl(database, *args)
         assert result.exit_code == 5
-        assert "version 42 is newer than this etl knows (latest 11)" in result.stderr
+        assert "version 42 is newer than this etl knows (latest 12)" in result.stderr
 
 
 def test_version_reports_current_and_latest(database: str) -> None:
@@ -300,3 +301,19 @@ def test_reports_are_lz4_compressed_by_init_and_by_schema_sql(
             "SELECT attcompression FROM pg_attribute"
             " WHERE attrelid = 'new_reports'::regclass AND attname = 'report'",
         ) == [("l",)]
+
+
+def test_read_errors_are_found_by_report_key_and_age_through_indexes(database: str) -> None:
+    etl(database, "db", "init")
+    for where, index in (
+        # the cascade's lookup when new_reports rows are deleted
+        (
+            "org_id = 1 AND cluster = 'x' AND updated_at = now()",
+            "read_errors_org_id_cluster_updated_at_idx",
+        ),
+        ("updated_at < now()", "read_errors_updated_at_idx"),  # cleanup read-errors
+    ):
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("SET enable_seqscan = off")
+            plan = conn.execute("EXPLAIN SELECT 1 FROM read_errors WHERE " + where).fetchall()
+        assert index in " ".join(line for (line,) in plan), plan
