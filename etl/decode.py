@@ -213,15 +213,18 @@ def _timestamp(raw: Any, latest_allowed: datetime) -> datetime | Rejection:
         return Rejection(
             "bad_timestamp", f"LastChecked: not an RFC 3339 timestamp with offset: {raw[:80]!r}"
         )
-    if parsed > latest_allowed:
-        return Rejection(
-            "future_timestamp",
-            f"LastChecked: {text} is later than now plus the allowed clock skew "
-            "(message from the future)",
-        )
-    if parsed.utcoffset() == _ZERO:
-        return parsed.replace(tzinfo=None)
-    return parsed.astimezone(UTC).replace(tzinfo=None)
+    try:
+        if parsed > latest_allowed:
+            return Rejection(
+                "future_timestamp",
+                f"LastChecked: {text} is later than now plus the allowed clock skew "
+                "(message from the future)",
+            )
+        if parsed.utcoffset() == _ZERO:
+            return parsed.replace(tzinfo=None)
+        return parsed.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        return Rejection("bad_timestamp", f"LastChecked: {text} is out of the datetime range")
 
 
 def _is_int(raw: Any, expected: int) -> bool:

@@ -279,7 +279,12 @@ def copy_chunks(rows: Sequence[StoredRow], chunk_bytes: int = 1 << 20) -> Iterat
 
 def rejection_params(topic: str, item: StoredRejection) -> tuple[Any, ...]:
     msg = item.message
-    ts = None if msg.timestamp_ms is None else datetime.fromtimestamp(msg.timestamp_ms / 1000, UTC)
+    ts = None
+    if msg.timestamp_ms is not None:
+        try:
+            ts = datetime.fromtimestamp(msg.timestamp_ms / 1000, UTC)
+        except (OverflowError, ValueError, OSError):  # a producer-set stamp beyond year 9999
+            ts = None
     raw = msg.value or b""
     return (
         topic,

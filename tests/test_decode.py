@@ -226,6 +226,12 @@ BAD: list[tuple[str, bytes | None, str, str]] = [
         "with offset",
     ),
     (
+        "before year 1 in UTC",
+        orjson.dumps(message(LastChecked="0001-01-01T00:30:00+01:00")),
+        "bad_timestamp",
+        "out of the datetime range",
+    ),
+    (
         "future",
         orjson.dumps(message(LastChecked="2026-11-29T12:05:01Z")),
         "future_timestamp",

@@ -11,7 +11,7 @@ from etl.config import PostgresConfig
 from etl.decode import Rejection, Row
 from etl.errors import PostgresUnavailable
 from etl.ports import Message, StoredRejection, StoredRow
-from etl.sink import PostgresSink, copy_chunks
+from etl.sink import PostgresSink, copy_chunks, rejection_params
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
 
@@ -95,3 +95,8 @@ def test_unreachable_database_is_retried_then_reported(schema_db: str) -> None:
     with pytest.raises(PostgresUnavailable, match="PostgreSQL unavailable"):
         sink.write("t", [row(1)], [])
     assert len(sleeps) == 2
+
+
+def test_a_kafka_timestamp_beyond_year_9999_is_stored_as_null() -> None:
+    rej = StoredRejection(Rejection("invalid_json", "d"), Message(0, 1, 10**15, b"x"))
+    assert rejection_params("t", rej)[3] is None
