@@ -24,7 +24,7 @@ from etl.errors import ConfigError
 
 ENV_PREFIX = "ETL_"
 MASK = "***"
-_SECRET_WORDS = ("password", "secret", "token")
+_SECRET_WORDS = ("password", "secret", "token", "key.pem", "oauthbearer.config", "jaas")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,17 @@ class KafkaConfig:
             "must be 'read_committed' or 'read_uncommitted'",
         )
         _require(self.timeout_seconds > 0, "kafka.timeout_seconds", "must be > 0")
+        # The source plans whole assignments (eager rebalancing); incremental protocols differ.
+        _require(
+            "cooperative" not in self.client.get("partition.assignment.strategy", ""),
+            "kafka.client.partition.assignment.strategy",
+            "cooperative strategies are not supported; use range or roundrobin",
+        )
+        _require(
+            self.client.get("group.protocol", "classic") == "classic",
+            "kafka.client.group.protocol",
+            "only the classic group protocol is supported",
+        )
 
 
 @dataclass(frozen=True)
@@ -67,9 +78,10 @@ class PostgresConfig:
     def __post_init__(self) -> None:
         try:
             conninfo_to_dict(self.dsn)
-        except Exception as exc:  # psycopg raises ProgrammingError on bad syntax
+        except Exception:  # psycopg raises ProgrammingError on bad syntax
+            # libpq's message may quote the password: never repeat it.
             raise ConfigError(
-                f"postgres.dsn: not a valid libpq connection string ({exc})"
+                "postgres.dsn: not a valid libpq connection string (URI or key=value pairs)"
             ) from None
         _require(
             self.connect_timeout_seconds > 0, "postgres.connect_timeout_seconds", "must be > 0"

@@ -94,9 +94,14 @@ def plan(
         return []
     tps = [TopicPartition(cfg.topic, p) for p in parts]
     try:
-        committed = {
-            tp.partition: tp.offset for tp in consumer.committed(tps, timeout=REQUEST_TIMEOUT)
-        }
+        committed = {}
+        for tp in consumer.committed(tps, timeout=REQUEST_TIMEOUT):
+            if tp.error is not None:  # unknown is not "none": never guess a start offset
+                raise KafkaUnavailable(
+                    f"cannot read the committed offset of partition {tp.partition}: "
+                    f"{tp.error.str()}"
+                )
+            committed[tp.partition] = tp.offset
         from_times = _offsets_for_times(consumer, cfg.topic, parts, aim.from_timestamp)
         until_times = _offsets_for_times(consumer, cfg.topic, parts, aim.until_timestamp)
         out = []

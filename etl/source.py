@@ -69,6 +69,8 @@ class KafkaSource:
         self._carry: list[Message] = []
         self._average_size = 1024  # bytes per message value, refined by every batch
         self._assigned_once = False
+        self._rebalancing = False  # revoked, waiting for the next assignment
+        self._closing = False
         self._last_progress = clock()
         self._last_error: str = "none"
 
@@ -125,7 +127,9 @@ class KafkaSource:
         try:
             self._consumer.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
-            if exc.args and exc.args[0].code() in _REBALANCE_CODES:
+            # Only a group member's commit can be refused by a rebalance; an explicitly
+            # assigned run committing into a group with live members must not pass silently.
+            if not self._aim.explicit and exc.args and exc.args[0].code() in _REBALANCE_CODES:
                 log.warning(
                     "offset commit refused by a rebalance; the new owner re-reads "
                     "these stored rows",
@@ -149,6 +153,7 @@ class KafkaSource:
         return lag
 
     def close(self) -> None:
+        self._closing = True
         if self._consumer is not None:
             try:
                 self._consumer.close()
@@ -159,8 +164,16 @@ class KafkaSource:
     # -- internals ------------------------------------------------------------------------
 
     def _all_read(self) -> bool:
-        """Every assigned partition has been read up to its stop (carry may still hold some)."""
-        return self._assigned_once and all(p.done for p in self._parts.values())
+        """Every assigned partition has been read up to its stop (carry may still hold some).
+
+        Never true between a revocation and the assignment that follows it: an empty set of
+        partitions then means "not yet", not "done".
+        """
+        return (
+            self._assigned_once
+            and not self._rebalancing
+            and all(p.done for p in self._parts.values())
+        )
 
     def _handed_out_offsets(self) -> dict[int, int]:
         """Next offsets of every partition, excluding messages still waiting in the carry."""
@@ -204,7 +217,7 @@ class KafkaSource:
             part.next = offset + 1
             if part.done:
                 self._pause(part.partition)
-        if not raw and not self.finished():
+        if not out and not self.finished():  # nothing usable: only errors, EOFs or silence
             self._check_stalled()
         return out
 
@@ -268,6 +281,7 @@ class KafkaSource:
         if done:
             consumer.pause(done)
         self._assigned_once = True
+        self._rebalancing = False
         self._last_progress = self._clock()
         log.info(
             "partitions assigned",
@@ -284,4 +298,6 @@ class KafkaSource:
         for p in gone:
             self._parts.pop(p, None)
         self._carry = [m for m in self._carry if m.partition not in gone]
+        self._rebalancing = not self._closing
+        self._last_progress = self._clock()
         log.info("partitions revoked", extra={"fields": {"partitions": sorted(gone)}})

@@ -306,3 +306,23 @@ def test_tracker_events_for_every_request_id(
     ]
     assert {e["service"] for e in events} == {"etl-test"}
     assert all(e["date"].endswith("Z") for e in events)
+
+
+def test_explicit_commit_refused_by_a_live_group_fails_instead_of_passing_silently(
+    services: Services, schema_db: str, group: str, etl_env: Env, topic10: str
+) -> None:
+    member = Consumer(
+        {"bootstrap.servers": services.kafka, "group.id": group, "session.timeout.ms": 10000}
+    )
+    member.subscribe([topic10])
+    for _ in range(50):  # until the group has a generation with this member
+        member.poll(0.2)
+        if member.assignment():
+            break
+    try:
+        result = run_etl(etl_env(topic10), "--from-beginning")
+    finally:
+        member.close()
+    assert result.returncode == 3, result.stderr
+    assert "offset commit failed" in result.stderr.strip().splitlines()[-1]
+    assert len(rows(schema_db)) == 20  # the rows are stored; only the commit was refused

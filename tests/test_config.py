@@ -93,12 +93,24 @@ def test_secrets_are_masked_in_repr_and_masked_view() -> None:
         ({"ETL_PUSHGATEWAY__URL": "pgw:9091"}, "pushgateway.url: must start with http"),
         ({"ETL_POSTGRES__DSN": "host=db port"}, "postgres.dsn: not a valid libpq"),
         ({"ETL_KAFKA__TOPIC": ""}, "kafka.topic: must not be empty"),
+        (
+            {"ETL_KAFKA__CLIENT__PARTITION_ASSIGNMENT_STRATEGY": "cooperative-sticky"},
+            "cooperative strategies are not supported",
+        ),
+        ({"ETL_KAFKA__CLIENT__GROUP_PROTOCOL": "consumer"}, "only the classic group protocol"),
     ],
 )
 def test_invalid_values_name_the_key(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(None, env)
     assert message in str(err.value)
+
+
+def test_a_malformed_dsn_never_repeats_its_password() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, {"ETL_POSTGRES__DSN": "postgresql://u:s3%zzcret@h/db"})
+    assert "zzcret" not in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_bad_toml_and_unknown_sections_in_the_file(tmp_path: Path) -> None:
