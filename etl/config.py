@@ -74,6 +74,8 @@ class PostgresConfig:
     # Bounded retries of idempotent operations on transient errors (see errors.py).
     retry_attempts: int = 5
     retry_max_seconds: float = 60.0
+    # A batch statement running longer than this is cancelled (and the batch retried).
+    statement_timeout_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         try:
@@ -88,6 +90,9 @@ class PostgresConfig:
         )
         _require(self.retry_attempts >= 1, "postgres.retry_attempts", "must be >= 1")
         _require(self.retry_max_seconds > 0, "postgres.retry_max_seconds", "must be > 0")
+        _require(
+            self.statement_timeout_seconds > 0, "postgres.statement_timeout_seconds", "must be > 0"
+        )
 
     @property
     def masked_dsn(self) -> str:

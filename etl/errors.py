@@ -3,7 +3,8 @@
     EtlError                      root; never raised itself
     ├── ConfigError               exit 2: bad configuration or usage, nothing was touched
     ├── KafkaUnavailable          exit 3: broker unreachable, group join or commit failed
-    ├── PostgresUnavailable       exit 4: database unreachable after bounded retries
+    ├── PostgresUnavailable       exit 4: database unreachable after bounded retries, or it
+    │                                     refused the operation (permission, constraint, ...)
     ├── SchemaMissing             exit 5: the tables etl writes do not exist (run etl db migrate)
     ├── SchemaConflict            exit 5: the schema's version forbids the operation, or the
     │                                     database refused a migration step (rolled back)
@@ -75,25 +76,42 @@ EXIT_CODES: dict[int, str] = {
     EXIT_BUG: "unexpected error (a bug): traceback on stderr",
     ConfigError.exit_code: "usage or configuration error; nothing was touched",
     KafkaUnavailable.exit_code: "Kafka unavailable",
-    PostgresUnavailable.exit_code: "PostgreSQL unavailable (after bounded retries)",
+    PostgresUnavailable.exit_code: "PostgreSQL unavailable (after bounded retries) or refused"
+    " the operation",
     SchemaMissing.exit_code: "database schema missing (run etl db migrate)",
     Interrupted.exit_code: "interrupted by SIGTERM/SIGINT; committed what was written",
 }
 
 # SQLSTATE classes/codes after which repeating the same idempotent transaction can succeed:
 # connection exceptions (08), serialization failure / deadlock (40001, 40P01), operator
-# intervention such as admin shutdown or crash recovery (57P01..57P03), insufficient resources (53).
+# intervention such as admin shutdown or crash recovery (57P01..57P03), a statement cancelled by
+# statement_timeout (57014, e.g. behind a lock), insufficient resources (53).
 _TRANSIENT_CLASSES = ("08", "53")
-_TRANSIENT_CODES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
+_TRANSIENT_CODES = frozenset({"40001", "40P01", "57014", "57P01", "57P02", "57P03"})
 
 
 def is_transient_sqlstate(sqlstate: str) -> bool:
-    """True when a database error with this SQLSTATE may go away if the transaction is retried.
-
-    Errors without a SQLSTATE are libpq-level (refused or broken connection); the sink treats
-    those as transient.
-    """
+    """True when a database error with this SQLSTATE may go away if the transaction is retried."""
     return sqlstate[:2] in _TRANSIENT_CLASSES or sqlstate in _TRANSIENT_CODES
+
+
+# libpq reports a failed connection without a SQLSTATE. A server that answered ``FATAL`` refused
+# us (bad password, unknown role or database): retrying cannot help, unless it said it is
+# starting, stopping, recovering or full.
+_TRANSIENT_FATAL = (
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "too many clients",
+    "remaining connection slots",
+)
+
+
+def is_transient_connection_failure(message: str) -> bool:
+    """True for a refused, reset or timed-out connection; False when the server refused us."""
+    if "FATAL:" not in message:
+        return True
+    return any(reason in message for reason in _TRANSIENT_FATAL)
 
 
 def exit_codes_help() -> str:

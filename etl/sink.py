@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -31,7 +32,12 @@ from tenacity import (
 
 from etl import runs
 from etl.config import PostgresConfig
-from etl.errors import PostgresUnavailable, SchemaMissing, is_transient_sqlstate
+from etl.errors import (
+    PostgresUnavailable,
+    SchemaMissing,
+    is_transient_connection_failure,
+    is_transient_sqlstate,
+)
 from etl.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
 
 log = logging.getLogger(__name__)
@@ -209,12 +215,13 @@ class PostgresSink:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(
-                self._cfg.dsn,
-                connect_timeout=self._cfg.connect_timeout_seconds,
-                application_name="etl",
-            )
+            conn = psycopg.connect(self._cfg.dsn, **connection_defaults(self._cfg))
             conn.execute("SET synchronous_commit TO on")
+            conn.execute(
+                sql.SQL("SET statement_timeout = {}").format(
+                    sql.Literal(int(self._cfg.statement_timeout_seconds * 1000))
+                )
+            )
             conn.commit()
             self._conn = conn
         return self._conn
@@ -237,7 +244,11 @@ class PostgresSink:
         except psycopg.Error as exc:
             if _is_transient(exc) or isinstance(exc, psycopg.OperationalError):
                 raise PostgresUnavailable(f"PostgreSQL unavailable: {_one_line(exc)}") from exc
-            raise
+            # Not transient (permission denied, a violated constraint, ...): retrying cannot
+            # help and the batch stays uncommitted in Kafka.
+            raise PostgresUnavailable(
+                f"PostgreSQL refused the operation (SQLSTATE {exc.sqlstate}): {_one_line(exc)}"
+            ) from exc
 
     def _before_retry(self, state: Any) -> None:
         self.close()
@@ -321,9 +332,31 @@ _INSERT_REJECTION = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTH
 def _is_transient(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.Error):
         return False
-    if exc.sqlstate is None:  # libpq-level failure: refused, reset or timed-out connection
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    if exc.sqlstate is None:  # libpq-level failure
+        return isinstance(
+            exc, psycopg.OperationalError | psycopg.InterfaceError
+        ) and is_transient_connection_failure(str(exc))
     return is_transient_sqlstate(exc.sqlstate)
+
+
+def connection_defaults(cfg: PostgresConfig) -> dict[str, Any]:
+    """libpq settings for our sessions; anything the DSN itself sets wins.
+
+    TCP keepalives and ``tcp_user_timeout`` turn a half-open connection (a vanished server or
+    network) into an error within about a minute instead of the kernel's quarter of an hour,
+    so the bounded retries and SIGTERM keep working.
+    """
+    defaults: dict[str, Any] = {
+        "connect_timeout": cfg.connect_timeout_seconds,
+        "application_name": "etl",
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,
+    }
+    given = conninfo_to_dict(cfg.dsn)
+    return {k: v for k, v in defaults.items() if k not in given}
 
 
 def _one_line(exc: BaseException | None) -> str:

@@ -100,3 +100,34 @@ def test_unreachable_database_is_retried_then_reported(schema_db: str) -> None:
 def test_a_kafka_timestamp_beyond_year_9999_is_stored_as_null() -> None:
     rej = StoredRejection(Rejection("invalid_json", "d"), Message(0, 1, 10**15, b"x"))
     assert rejection_params("t", rej)[3] is None
+
+
+def test_a_refused_login_is_not_retried(schema_db: str) -> None:
+    sleeps: list[float] = []
+    dsn = schema_db.replace("user=postgres", "user=nosuchrole")
+    sink = PostgresSink(PostgresConfig(dsn=dsn, retry_attempts=3), sleep=sleeps.append)
+    with pytest.raises(PostgresUnavailable, match='role "nosuchrole" does not exist'):
+        sink.write("t", [row(1)], [])
+    assert sleeps == []
+
+
+def test_a_refused_statement_is_reported_not_raised_raw(schema_db: str) -> None:
+    with psycopg.connect(schema_db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE new_reports ADD CONSTRAINT small_org CHECK (org_id < 100)")
+    sink = PostgresSink(PostgresConfig(dsn=schema_db))
+    with pytest.raises(PostgresUnavailable, match=r"refused the operation \(SQLSTATE 23514\)"):
+        sink.write("t", [row(500)], [])
+    sink.close()
+
+
+def test_session_settings_keep_what_the_dsn_says(schema_db: str) -> None:
+    from etl.sink import connection_defaults
+
+    given = connection_defaults(PostgresConfig(dsn=schema_db + " keepalives_idle=5"))
+    assert "keepalives_idle" not in given
+    assert given["tcp_user_timeout"] == 60_000
+    sink = PostgresSink(PostgresConfig(dsn=schema_db, statement_timeout_seconds=12))
+    sink.check_schema()
+    assert sink._connection().execute("SHOW statement_timeout").fetchone() == ("12s",)
+    assert sink._connection().execute("SHOW synchronous_commit").fetchone() == ("on",)
+    sink.close()
