@@ -125,6 +125,8 @@ def check_combination(aim: Aim) -> None:
         raise ConfigError("--until-offset and --until-timestamp exclude each other")
     if aim.replay is not None and (any(starts) or aim.until_offset or aim.until_timestamp):
         raise ConfigError("--replay-run takes its offset ranges from the run; drop --from/--until")
+    if aim.replay is not None and aim.partitions is not None:
+        raise ConfigError("--replay-run takes its partitions from the run; drop --partitions")
     if aim.from_timestamp and aim.until_timestamp and aim.from_timestamp >= aim.until_timestamp:
         raise ConfigError("--from-timestamp must be earlier than --until-timestamp")
 

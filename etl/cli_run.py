@@ -20,9 +20,9 @@ from typing import Annotated
 import typer
 
 from etl import db, runs
-from etl.aim import aim_from_options
+from etl.aim import Aim, aim_from_options
 from etl.cli_common import ConfigOption, fail, handled, load
-from etl.config import Config
+from etl.config import Config, PushgatewayConfig
 from etl.errors import exit_codes_help
 from etl.logs import setup_logging
 from etl.metrics import RunMetrics
@@ -171,6 +171,7 @@ def run(
             dry_run=dry_run,
             replay=replay,
         )
+        tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker)
     setup_logging(cfg.log.level, cfg.log.format)
     stop = StopFlag()
     stop.install()
@@ -199,14 +200,14 @@ def run(
     )
     tty = sys.stderr.isatty()
     bar = ProgressBar(sys.stderr, cfg.kafka.topic) if tty else None
-    metrics = RunMetrics(cfg.pushgateway)
+    metrics = RunMetrics(_pushgateway_for(cfg.pushgateway, aim))
     summary = Run(
         settings,
         source=KafkaSource(cfg.kafka, aim),
         sink=PostgresSink(cfg.postgres, dry_run=dry_run),
         metrics=metrics,
         stop_requested=stop,
-        tracker=NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker),
+        tracker=tracker,
         on_batch=bar,
     ).execute()
     if bar is not None:
@@ -225,6 +226,20 @@ def run(
         )
     if summary.exit_code:
         fail(summary.error or summary.status, summary.exit_code)
+
+
+def _pushgateway_for(pgw: PushgatewayConfig, aim: Aim) -> PushgatewayConfig:
+    """Where this run's metrics go, so a trial or a backfill never poses as the scheduled job.
+
+    A dry run pushes nothing. An explicitly assigned run (backfill, replay) pushes under an
+    extra grouping label ``mode``, beside the scheduled job's series instead of over them.
+    """
+    if aim.dry_run:
+        return dataclasses.replace(pgw, url="")
+    if aim.explicit:
+        mode = "replay" if aim.replay is not None else "backfill"
+        return dataclasses.replace(pgw, grouping_key={**pgw.grouping_key, "mode": mode})
+    return pgw
 
 
 def _replay_ranges(cfg: Config, run_id: int) -> dict[int, tuple[int, int]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from http.client import HTTPException
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import pushadd_to_gateway
@@ -70,21 +71,26 @@ class RunMetrics:
             registry=self.registry,
         )
         self.succeeded = False
+        # The run reads its own counts back (summary, runs table): kept here, mirrored in gauges.
+        self._values = dict.fromkeys(SCALARS, 0.0)
+        self._rejections = dict.fromkeys(REASONS, 0)
 
     def add(self, name: str, amount: float) -> None:
-        self._scalars[name].inc(amount)
+        self.set(name, self._values[name] + amount)
 
     def set(self, name: str, value: float) -> None:
+        self._values[name] = value
         self._scalars[name].set(value)
 
     def get(self, name: str) -> float:
-        return float(self._scalars[name]._value.get())
+        return self._values[name]
 
     def reject(self, reason: str, amount: int = 1) -> None:
-        self._rejected.labels(reason=reason).inc(amount)
+        self._rejections[reason] += amount
+        self._rejected.labels(reason=reason).set(self._rejections[reason])
 
     def rejected(self) -> dict[str, int]:
-        return {r: int(self._rejected.labels(reason=r)._value.get()) for r in REASONS}
+        return dict(self._rejections)
 
     def set_lag(self, lag: Mapping[int, int]) -> None:
         for partition, value in lag.items():
@@ -118,7 +124,8 @@ class RunMetrics:
                 grouping_key=dict(self._cfg.grouping_key),
                 timeout=self._cfg.timeout_seconds,
             )
-        except OSError as exc:  # URLError and HTTPError are OSErrors
+        # URLError and HTTPError are OSErrors; a garbled answer raises HTTPException
+        except (OSError, HTTPException, ValueError) as exc:
             log.error(
                 "pushing metrics failed",
                 extra={"fields": {"pushgateway": self._cfg.url, "error": str(exc)}},

@@ -91,8 +91,8 @@ class Source(Protocol):
     def progress(self) -> Sequence[PartitionProgress]:
         """Per-partition progress of the partitions assigned now."""
 
-    def lag(self) -> dict[int, int]:
-        """Per partition: end offset now minus the offset the run reached."""
+    def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
+        """Per partition: its end offset now minus ``reached`` (default: where it started)."""
 
     def close(self) -> None:
         """Leave the group and release the connection."""

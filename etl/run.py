@@ -23,6 +23,7 @@ closes the adapters.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -125,8 +126,8 @@ class Run:
     def _loop(self, summary: RunSummary) -> None:
         s = self.settings
         self.sink.check_schema()
+        self.source.start()  # a usage error found here (no such partition) records no run
         summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
-        self.source.start()
         self._committed: dict[int, int] = {}
         while not self.source.finished() and not self.stop_requested():
             rows, rejections, offsets = self._read_decoded()
@@ -259,12 +260,16 @@ class Run:
         summary.duration_seconds = duration
         m = self.metrics
         try:
-            summary.partitions = list(self.source.progress())
+            # "reached" is what was stored and committed, not what was read ahead of it.
+            summary.partitions = [
+                dataclasses.replace(p, next=self._committed.get(p.partition, p.start))
+                for p in self.source.progress()
+            ]
             for part in summary.partitions:
                 m.set_skipped(part.partition, part.skipped_by_retention)
             # Asking an unreachable broker for end offsets would only delay the exit.
             if summary.status != "crashed" and summary.exit_code != KafkaUnavailable.exit_code:
-                m.set_lag(self.source.lag())
+                m.set_lag(self.source.lag(self._committed))
         except EtlError as exc:
             log.error("could not read final partition state", extra={"fields": {"error": str(exc)}})
         self.tracker.close()

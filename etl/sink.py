@@ -1,10 +1,12 @@
 """PostgreSQL adapter: a batch's rows and rejections durably stored in one transaction, or an error.
 
-Per batch, in ONE transaction: ``COPY`` the rows (text format, lines built once) into a session
-temp table, ``INSERT INTO new_reports ... SELECT ... ON CONFLICT DO NOTHING`` (a replayed batch
-inserts nothing twice and never fails on a key already held; rows repeating a key inside the
-batch are skipped as duplicates), then insert the rejections ``ON CONFLICT DO NOTHING`` on
-(topic, partition, offset). ``synchronous_commit`` is forced on for the session: the run commits
+Per batch, in ONE transaction: ``COPY`` the rows (text format, lines built once) straight into
+``new_reports`` inside a savepoint; if the batch repeats a key already held (a replay) that
+fails, and the batch goes through a session temp table and ``INSERT INTO new_reports ...
+SELECT ... ON CONFLICT DO NOTHING`` instead (a replayed batch inserts nothing twice and never
+fails on a key already held; rows repeating a key inside the batch are skipped as
+duplicates). Then the rejections go in ``ON CONFLICT DO NOTHING`` on (topic, partition,
+offset). ``synchronous_commit`` is forced on for the session: the run commits
 Kafka offsets right after this returns, so the batch must survive a server crash.
 
 The whole transaction is idempotent, so it is retried (bounded, with jitter) on transient

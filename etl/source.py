@@ -141,7 +141,7 @@ class KafkaSource:
     def progress(self) -> Sequence[PartitionProgress]:
         return [self._parts[p] for p in sorted(self._parts)]
 
-    def lag(self) -> dict[int, int]:
+    def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
         lag: dict[int, int] = {}
         for part in self.progress():
             tp = TopicPartition(self._cfg.topic, part.partition)
@@ -149,7 +149,7 @@ class KafkaSource:
                 _, high = self._consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT)
             except KafkaException:
                 high = part.stop
-            lag[part.partition] = max(0, high - part.next)
+            lag[part.partition] = max(0, high - reached.get(part.partition, part.start))
         return lag
 
     def close(self) -> None:

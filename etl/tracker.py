@@ -18,6 +18,7 @@ import orjson
 from confluent_kafka import KafkaException, Producer
 
 from etl.config import KafkaConfig, TrackerConfig
+from etl.offsets import client_error
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,17 @@ class KafkaTracker:
         self._cfg = cfg
         self._now = now
         self.errors = 0
-        self._producer = Producer(
-            {
-                **kafka.client,
-                "bootstrap.servers": kafka.bootstrap_servers,
-                "linger.ms": 50,
-                "message.timeout.ms": int(cfg.timeout_seconds * 1000),
-                "logger": logging.getLogger("etl.kafka"),
-            }
-        )
+        settings = {
+            **kafka.client,
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "linger.ms": 50,
+            "message.timeout.ms": int(cfg.timeout_seconds * 1000),
+            "logger": logging.getLogger("etl.kafka"),
+        }
+        try:
+            self._producer = Producer(settings)
+        except KafkaException as exc:
+            raise client_error(exc, "producer") from exc
 
     def send(self, request_ids: Iterable[str], status: str) -> None:
         date = self._now().isoformat().replace("+00:00", "Z")

@@ -67,6 +67,7 @@ def test_partitions_and_timestamps() -> None:
             "must be earlier",
         ),
         (Aim(replay={0: (0, 5)}, until_offset=OffsetSpec(3)), "drop --from/--until"),
+        (Aim(replay={0: (0, 5)}, partitions=frozenset({3})), "drop --partitions"),
     ],
 )
 def test_contradicting_options(aim: Aim, message: str) -> None:

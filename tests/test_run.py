@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from http.client import HTTPException
 from typing import Any
 
 import orjson
@@ -66,8 +67,8 @@ class FakeSource:
     def progress(self) -> Sequence[PartitionProgress]:
         return [self.part]
 
-    def lag(self) -> dict[int, int]:
-        return {0: self.part.stop - self.part.next}
+    def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
+        return {0: self.part.stop - reached.get(0, self.part.start)}
 
     def close(self) -> None:
         self.closed = True
@@ -166,6 +167,8 @@ def test_a_database_failure_commits_no_offset_of_that_batch_and_exits_4() -> Non
     assert summary.exit_code == PostgresUnavailable.exit_code
     assert source.committed == {0: 2}
     assert events[-1] == "commit {0: 2}"
+    # reached is what was stored and committed, though offset 2 had been read
+    assert [(p.start, p.next) for p in summary.partitions] == [(0, 2)]
     assert source.closed
     assert len(pushes.calls) == 1  # failed runs push too
     assert metrics.get("etl_run_exit_code") == 4
@@ -201,6 +204,8 @@ def test_a_stop_request_finishes_the_current_batch_then_exits_6() -> None:
     assert summary.status == "interrupted"
     assert source.committed == {0: 2}
     assert events[-1] == "commit {0: 2}"
+    # reached is what was stored and committed, though offset 2 had been read
+    assert [(p.start, p.next) for p in summary.partitions] == [(0, 2)]
 
 
 def test_a_kafka_failure_is_reported_with_its_exit_code() -> None:
@@ -237,11 +242,12 @@ def test_a_bug_still_pushes_metrics_and_propagates() -> None:
     assert len(pushes.calls) == 1
 
 
-def test_a_pushgateway_failure_does_not_change_the_exit_code() -> None:
+@pytest.mark.parametrize("error", [OSError("connection refused"), HTTPException("bad status")])
+def test_a_pushgateway_failure_does_not_change_the_exit_code(error: Exception) -> None:
     events: list[str] = []
 
     def down(url: str, **kwargs: Any) -> None:
-        raise OSError("connection refused")
+        raise error
 
     metrics = RunMetrics(PushgatewayConfig(url="http://pgw:9091"), pusher=down)
     summary = execute(

@@ -356,3 +356,13 @@ def test_committed_offset_deleted_by_retention_is_skipped_and_reported(
     assert [r[0] for r in rows(schema_db)] == [1006, 1007, 1008, 1009]
     metrics = pushed(services, env["ETL_PUSHGATEWAY__JOB"])
     assert metrics['etl_offsets_skipped_retention{partition="0"}'] == 4
+
+
+@pytest.mark.parametrize("tracker", ["", "etl-test-tracker"])
+def test_an_unknown_librdkafka_property_is_a_usage_error(etl_env: Env, tracker: str) -> None:
+    env = etl_env("any", ETL_KAFKA__CLIENT__FOO_BAR="1", ETL_TRACKER__TOPIC=tracker)
+    result = run_etl(env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        'etl: error: kafka.client: No such configuration property: "foo.bar"'
+    )
