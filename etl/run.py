@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from etl.decode import Rejection, decode
+from etl.batch import BatchDecoder
 from etl.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted, KafkaUnavailable
 from etl.metrics import RunMetrics
 from etl.ports import (
-    Batch,
     PartitionProgress,
     Sink,
     Source,
@@ -98,12 +97,14 @@ class Run:
     on_batch: OnBatch | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     clock: Callable[[], float] = time.monotonic
-    _seen_versions: set[str] = field(default_factory=set)
     _writer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-sink")
     )
     _pending: _InFlight | None = None
     _committed: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._decoder = BatchDecoder(self.metrics)
 
     def execute(self) -> RunSummary:
         """Returns the summary; re-raises only unexpected errors (bugs), after reporting them."""
@@ -160,7 +161,7 @@ class Run:
             count += len(part.messages)
             size += part.size_bytes
             offsets = part.next_offsets
-            self._decode(part, latest_allowed, rows, rejections)
+            self._decoder.decode_into(part, latest_allowed, rows, rejections)
             if not part.messages or self.source.finished() or self.stop_requested():
                 break
         return rows, rejections, offsets
@@ -181,66 +182,6 @@ class Run:
         self._committed.update(changed)
         if self.on_batch is not None:
             self.on_batch(self.source.progress(), self.metrics)
-
-    def _decode(
-        self,
-        batch: Batch,
-        latest_allowed: datetime,
-        rows: list[StoredRow],
-        rejections: list[StoredRejection],
-    ) -> None:
-        """Decode the slice into ``rows`` and ``rejections``; empties ``batch.messages``."""
-        report_bytes = missing_account = unexpected_version = 0
-        count = len(batch.messages)
-        # Consumed from the front, so each valid value is freed as soon as its row exists and
-        # the batch's values and rows are never held in full at the same time.
-        batch.messages.reverse()
-        while batch.messages:
-            msg = batch.messages.pop()
-            result = decode(msg.value, latest_allowed)
-            if isinstance(result, Rejection):
-                rejections.append(StoredRejection(result, msg))
-                self.metrics.reject(result.reason)
-                log.warning(
-                    "message rejected",
-                    extra={
-                        "fields": {
-                            "partition": msg.partition,
-                            "offset": msg.offset,
-                            "reason": result.reason,
-                            "detail": result.detail,
-                        }
-                    },
-                )
-                continue
-            rows.append(StoredRow(result, msg.partition, msg.offset))
-            report_bytes += len(result.report)
-            missing_account += result.account_missing
-            if result.unexpected_version is not None:
-                unexpected_version += 1
-                self._note_version(result.unexpected_version, msg.partition, msg.offset)
-        m = self.metrics
-        m.add("etl_messages_consumed", count)
-        m.add("etl_bytes_consumed", batch.size_bytes)
-        m.add("etl_bytes_stored", report_bytes)
-        m.add("etl_rows_missing_account_number", missing_account)
-        m.add("etl_messages_unexpected_version", unexpected_version)
-
-    def _note_version(self, version: object, partition: int, offset: int) -> None:
-        text = repr(version)
-        if text not in self._seen_versions:
-            self._seen_versions.add(text)
-            log.warning(
-                "unexpected message Version (logged once per value and run)",
-                extra={
-                    "fields": {
-                        "version": text,
-                        "expected": 2,
-                        "partition": partition,
-                        "offset": offset,
-                    }
-                },
-            )
 
     def _track(self, rows: list[StoredRow], rejections: list[StoredRejection]) -> None:
         ok = [r.row.request_id for r in rows if r.row.request_id]

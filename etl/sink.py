@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -41,36 +40,26 @@ from etl.errors import (
     is_transient_sqlstate,
 )
 from etl.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
+from etl.statements import (
+    COLUMNS,
+    CREATE_STAGING,
+    INSERT_FROM_STAGING,
+    INSERT_REJECTION,
+    REJECTION_COLUMNS,
+    REJECTIONS_TABLE,
+    REPORTS_TABLE,
+    STAGING,
+    copy_chunks,
+    copy_sql,
+    rejection_params,
+)
 
 log = logging.getLogger(__name__)
 
-REPORTS_TABLE: Final = "new_reports"
-REJECTIONS_TABLE: Final = "rejected_messages"
-RAW_VALUE_LIMIT: Final = 64 * 1024
-_STAGING = sql.Identifier("etl_staging")
-_STAGING_STREAK: Final = 8
-COLUMNS: Final = (
-    "org_id",
-    "account_number",
-    "cluster",
-    "report",
-    "updated_at",
-    "kafka_offset",
-    "kafka_partition",
-)
-_REJECTION_COLUMNS: Final = (
-    "topic",
-    "kafka_partition",
-    "kafka_offset",
-    "kafka_timestamp",
-    "reason",
-    "detail",
-    "raw_value",
-    "raw_size",
-)
+_STAGING_STREAK: Final = 8  # batches sent through staging after a key conflict
 _REQUIRED: Final = {
     REPORTS_TABLE: COLUMNS,
-    REJECTIONS_TABLE: _REJECTION_COLUMNS,
+    REJECTIONS_TABLE: REJECTION_COLUMNS,
     runs.RUNS_TABLE: ("id", "status", *runs.COUNT_COLUMNS),
     runs.RUN_PARTITIONS_TABLE: ("run_id", "start_offset", "stop_offset", "reached_offset"),
 }
@@ -183,7 +172,7 @@ class PostgresSink:
             if n_rows:
                 inserted = self._store_rows(conn, cur, rows)
             if rejections:
-                cur.executemany(_INSERT_REJECTION, rejections)
+                cur.executemany(INSERT_REJECTION, rejections)
             if self._dry_run:
                 raise psycopg.Rollback(tx)
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
@@ -201,18 +190,18 @@ class PostgresSink:
         """
         if self._staging_streak == 0:
             try:
-                with conn.transaction(), cur.copy(_copy_sql(sql.Identifier(REPORTS_TABLE))) as cp:
+                with conn.transaction(), cur.copy(copy_sql(sql.Identifier(REPORTS_TABLE))) as cp:
                     for chunk in copy_chunks(rows):
                         cp.write(chunk)
                 return cur.rowcount
             except psycopg.errors.UniqueViolation:
                 self._staging_streak = _STAGING_STREAK
         self._staging_streak = max(0, self._staging_streak - 1)
-        cur.execute(_CREATE_STAGING)  # rare path: a no-op once the session has the table
-        with cur.copy(_copy_sql(_STAGING)) as copy:
+        cur.execute(CREATE_STAGING)  # rare path: a no-op once the session has the table
+        with cur.copy(copy_sql(STAGING)) as copy:
             for chunk in copy_chunks(rows):
                 copy.write(chunk)
-        cur.execute(_INSERT_FROM_STAGING)
+        cur.execute(INSERT_FROM_STAGING)
         return cur.rowcount
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -259,76 +248,6 @@ class PostgresSink:
             "PostgreSQL operation failed, retrying",
             extra={"fields": {"attempt": state.attempt_number, "error": _one_line(exc)}},
         )
-
-
-def copy_chunks(rows: Sequence[StoredRow], chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The rows as COPY text-format lines in `COLUMNS` order, in chunks of about ``chunk_bytes``.
-
-    Chunks keep the whole batch from existing twice in memory. Only the report needs escaping:
-    orjson never emits raw control characters, so the one COPY-special byte it can contain is
-    the backslash. The cluster is a canonical UUID and the rest are numbers and timestamps.
-    """
-    lines: list[bytes] = []
-    size = 0
-    for stored in rows:
-        r = stored.row
-        line = b"%d\t%d\t%s\t%s\t%s\t%d\t%d\n" % (
-            r.org_id,
-            r.account_number,
-            r.cluster.encode(),
-            r.report.replace(b"\\", b"\\\\"),
-            r.updated_at.isoformat(" ").encode(),
-            stored.offset,
-            stored.partition,
-        )
-        lines.append(line)
-        size += len(line)
-        if size >= chunk_bytes:
-            yield b"".join(lines)
-            lines, size = [], 0
-    if lines:
-        yield b"".join(lines)
-
-
-def rejection_params(topic: str, item: StoredRejection) -> tuple[Any, ...]:
-    msg = item.message
-    ts = None
-    if msg.timestamp_ms is not None:
-        try:
-            ts = datetime.fromtimestamp(msg.timestamp_ms / 1000, UTC)
-        except (OverflowError, ValueError, OSError):  # a producer-set stamp beyond year 9999
-            ts = None
-    raw = msg.value or b""
-    return (
-        topic,
-        msg.partition,
-        msg.offset,
-        ts,
-        item.rejection.reason,
-        item.rejection.detail,
-        raw[:RAW_VALUE_LIMIT],
-        len(raw),
-    )
-
-
-def _copy_sql(table: sql.Identifier) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(
-        table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-    )
-
-
-_CREATE_STAGING = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-).format(_STAGING, sql.Identifier(REPORTS_TABLE))
-_COLS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-_INSERT_FROM_STAGING = sql.SQL(
-    "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING"
-).format(sql.Identifier(REPORTS_TABLE), _COLS, _COLS, _STAGING)
-_INSERT_REJECTION = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING").format(
-    sql.Identifier(REJECTIONS_TABLE),
-    sql.SQL(", ").join(map(sql.Identifier, _REJECTION_COLUMNS)),
-    sql.SQL(", ").join(sql.Placeholder() * len(_REJECTION_COLUMNS)),
-)
 
 
 def _is_transient(exc: BaseException) -> bool:

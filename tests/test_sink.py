@@ -11,7 +11,8 @@ from etl.config import PostgresConfig
 from etl.decode import Rejection, Row
 from etl.errors import PostgresUnavailable
 from etl.ports import Message, StoredRejection, StoredRow
-from etl.sink import PostgresSink, copy_chunks, rejection_params
+from etl.sink import PostgresSink, connection_defaults
+from etl.statements import copy_chunks, rejection_params
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
 
@@ -121,8 +122,6 @@ def test_a_refused_statement_is_reported_not_raised_raw(schema_db: str) -> None:
 
 
 def test_session_settings_keep_what_the_dsn_says(schema_db: str) -> None:
-    from etl.sink import connection_defaults
-
     given = connection_defaults(PostgresConfig(dsn=schema_db + " keepalives_idle=5"))
     assert "keepalives_idle" not in given
     assert given["tcp_user_timeout"] == 60_000
