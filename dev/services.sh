@@ -71,6 +71,7 @@ start_pg() {
   local bin
   bin="$(pg_bin)"
   mkdir -p "$state"
+  chmod a+x "$state" # the postgres user must reach its data directory inside it
   if [ ! -f "$state/pg/PG_VERSION" ]; then
     mkdir -p "$state/pg"
     [ "$(id -u)" = 0 ] && chown postgres: "$state/pg"
