@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tests.conftest import ROOT, Services
@@ -366,3 +366,39 @@ def test_an_unknown_librdkafka_property_is_a_usage_error(etl_env: Env, tracker: 
     assert result.stderr.strip().splitlines()[-1] == (
         'etl: error: kafka.client: No such configuration property: "foo.bar"'
     )
+
+
+def test_transactions_committed_are_loaded_aborted_skipped_and_open_not_waited_for(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    make_topic: Callable[[int], str],
+) -> None:
+    topic = make_topic(2)
+    producer = Producer({"bootstrap.servers": services.kafka, "transactional.id": topic})
+    producer.init_transactions(30)
+    for numbers, finish in (
+        (range(6), producer.commit_transaction),
+        (range(6, 8), producer.abort_transaction),
+    ):
+        producer.begin_transaction()
+        for i in numbers:
+            producer.produce(topic, good(i), partition=i % 2)
+        finish(30)
+    producer.begin_transaction()  # left open while the run goes
+    for i in range(8, 10):
+        producer.produce(topic, good(i), partition=i % 2)
+    producer.flush(30)
+
+    env = etl_env(topic)
+    result = run_etl(env)
+    assert result.returncode == 0, result.stderr
+    assert [r[0] - 1000 for r in rows(schema_db)] == [0, 1, 2, 3, 4, 5]
+    # 3 messages and a commit marker per partition; the aborted ones sit behind the open ones
+    assert committed(services, group, topic, 2) == {0: 4, 1: 4}
+
+    producer.commit_transaction(30)
+    result = run_etl(env)
+    assert result.returncode == 0, result.stderr
+    assert [r[0] - 1000 for r in rows(schema_db)] == [0, 1, 2, 3, 4, 5, 8, 9]
