@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m pip install -q --disable-pip-version-check -e .
-eval "$(dev/services.sh start)"
+service_env="$(dev/services.sh start)" # a failed start stops the script here
+eval "$service_env"
 export ETL_KAFKA__TOPIC="${ETL_KAFKA__TOPIC:-ccx.ocp.results.demo}"
 export ETL_KAFKA__GROUP_ID="${ETL_KAFKA__GROUP_ID:-etl-demo}"
 export ETL_PUSHGATEWAY__JOB=etl-demo

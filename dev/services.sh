@@ -10,15 +10,17 @@
 #   stop     stop all three
 #   env      print the env vars to export (eval "$(dev/services.sh env)")
 #
-# Ports can be moved with ETL_PG_PORT, ETL_KAFKA_PORT, ETL_PUSHGATEWAY_PORT.
+# Ports can be moved with ETL_PG_PORT, ETL_KAFKA_PORT, ETL_PUSHGATEWAY_PORT. The defaults sit
+# below Linux's ephemeral range (32768-60999), where a client's outgoing connection could hold
+# the port at the moment a server wants to listen on it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 state="${ETL_SERVICES_DIR:-/tmp/etl-services}"
-pg_port="${ETL_PG_PORT:-55432}"
-kafka_port="${ETL_KAFKA_PORT:-59092}"
+pg_port="${ETL_PG_PORT:-25432}"
+kafka_port="${ETL_KAFKA_PORT:-29092}"
 controller_port=$((kafka_port + 1))
-pgw_port="${ETL_PUSHGATEWAY_PORT:-59091}"
+pgw_port="${ETL_PUSHGATEWAY_PORT:-29091}"
 kafka_libs="$state/kafka-libs"
 
 log() { printf 'services: %s\n' "$*" >&2; }

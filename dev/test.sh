@@ -9,8 +9,9 @@ python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 started=0
 if [ -z "${ETL_KAFKA__BOOTSTRAP_SERVERS:-}" ] || [ -z "${ETL_POSTGRES__DSN:-}" ] ||
   [ -z "${ETL_PUSHGATEWAY__URL:-}" ]; then
-  eval "$(dev/services.sh start)"
   started=1
+  service_env="$(dev/services.sh start)" # a failed start stops the script here
+  eval "$service_env"
 fi
 cleanup() { [ "$started" = 1 ] && dev/services.sh stop || true; }
 trap cleanup EXIT
