@@ -59,9 +59,13 @@ class Aim:
             or self.from_timestamp
             or self.from_beginning
             or self.replay is not None
-            or not self.commit
-            or self.dry_run
+            or not self.writes_offsets
         )
+
+    @property
+    def writes_offsets(self) -> bool:
+        """Whether the run commits offsets: not with ``--no-commit``, a dry run or a replay."""
+        return self.commit and not self.dry_run and self.replay is None
 
     def named_partitions(self) -> set[int]:
         """Partitions the options name explicitly; each must exist in the topic."""
@@ -155,7 +159,7 @@ def aim_from_options(
         if until_timestamp
         else None,
         from_beginning=from_beginning,
-        commit=not no_commit and replay is None,
+        commit=not no_commit,
         dry_run=dry_run,
         replay=replay,
     )

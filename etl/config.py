@@ -267,10 +267,6 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: must be a table of strings")
         return {str(k): _scalar_text(f"{key}.{k}", v) for k, v in value.items()}
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if isinstance(default, int):
         return _number(key, value, int)
     if isinstance(default, float):

@@ -121,7 +121,7 @@ class KafkaSource:
         return Batch(out, self._handed_out_offsets(), size)
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
-        if not next_offsets or not self._aim.commit or self._aim.dry_run:
+        if not next_offsets or not self._aim.writes_offsets:
             return
         tps = [TopicPartition(self._cfg.topic, p, o) for p, o in sorted(next_offsets.items())]
         try:

@@ -145,3 +145,11 @@ def test_which_options_assign_explicitly() -> None:
     assert Aim(commit=False).explicit
     assert Aim(dry_run=True).explicit
     assert Aim(from_beginning=True).explicit
+
+
+def test_only_a_plain_run_writes_offsets() -> None:
+    assert Aim().writes_offsets
+    assert Aim(from_beginning=True).writes_offsets
+    assert not Aim(commit=False).writes_offsets
+    assert not Aim(dry_run=True).writes_offsets
+    assert not Aim(replay={0: (0, 5)}).writes_offsets
