@@ -9,7 +9,14 @@
     ├── SchemaConflict            exit 5: the schema's version forbids the operation, or the
     │                                     database refused a migration step (rolled back)
     ├── Interrupted               exit 6: SIGTERM/SIGINT; work written so far is committed
-    └── PushgatewayUnavailable    exit 7: only ``etl check``; ``etl run`` logs a failed push
+    ├── PushgatewayUnavailable    exit 7: only ``etl check``; ``etl run`` logs a failed push
+    ├── PostgresRefused           exit 8: PostgreSQL refused the login or the privilege
+    │                                     (SQLSTATE class 28, 42501): a retry cannot help
+    └── KafkaRefused              exit 9: the topic does not exist, or Kafka refused our
+                                          credentials or authorization: a retry cannot help
+
+Exit codes 3 and 4 mean "try again later"; `PERMANENT_EXIT_CODES` are those a scheduler should
+not retry (the Kubernetes ``podFailurePolicy`` fails the Job at once on them).
 
 A bad message is never an exception: `etl.decode` turns it into a `Rejection` value.
 Adapters (`source`, `sink`, `metrics`) translate third-party errors into this tree once, with
@@ -71,6 +78,18 @@ class PushgatewayUnavailable(EtlError):
     exit_code = 7
 
 
+class PostgresRefused(EtlError):
+    """PostgreSQL refused our login or a privilege; only a change of configuration helps."""
+
+    exit_code = 8
+
+
+class KafkaRefused(EtlError):
+    """The topic is missing, or Kafka refused authentication or authorization."""
+
+    exit_code = 9
+
+
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "reached the stop offsets of every assigned partition (rejections included)",
     EXIT_BUG: "unexpected error (a bug): traceback on stderr",
@@ -80,7 +99,17 @@ EXIT_CODES: dict[int, str] = {
     " the operation",
     SchemaMissing.exit_code: "database schema missing (run etl db migrate)",
     Interrupted.exit_code: "interrupted by SIGTERM/SIGINT; committed what was written",
+    PushgatewayUnavailable.exit_code: "Pushgateway unavailable (etl check only)",
+    PostgresRefused.exit_code: "PostgreSQL refused the login or a privilege; fix the"
+    " configuration (not retried)",
+    KafkaRefused.exit_code: "topic missing, or Kafka refused authentication or authorization;"
+    " fix the configuration (not retried)",
 }
+
+# Exit codes after which running the same job again cannot succeed without a change.
+PERMANENT_EXIT_CODES: frozenset[int] = frozenset(
+    {EXIT_BUG, ConfigError.exit_code, PostgresRefused.exit_code, KafkaRefused.exit_code}
+)
 
 # SQLSTATE classes/codes after which repeating the same idempotent transaction can succeed:
 # connection exceptions (08), serialization failure / deadlock (40001, 40P01), operator
