@@ -1,5 +1,5 @@
 """``python -m etl`` is the ``etl`` command."""
 
-from etl.cli import main
+from etl.cli.app import main
 
 main()

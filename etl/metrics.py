@@ -16,8 +16,8 @@ from http.client import HTTPException
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import pushadd_to_gateway
 
-from etl.config import PushgatewayConfig
-from etl.decode import REASONS
+from etl.core.config import PushgatewayConfig
+from etl.core.decode import REASONS
 
 log = logging.getLogger(__name__)
 

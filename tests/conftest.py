@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,43 +20,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "schema.sql"
-HOW_TO_START = (
-    "integration tests need Kafka, PostgreSQL and a Pushgateway: run "
-    "'eval \"$(dev/services.sh start)\"' first (or have a Docker engine for testcontainers)"
-)
-
-
-@dataclass(frozen=True)
-class Services:
-    kafka: str
-    postgres_dsn: str
-    pushgateway: str
-
-
-def _from_env() -> Services | None:
-    kafka = os.environ.get("ETL_KAFKA__BOOTSTRAP_SERVERS")
-    dsn = os.environ.get("ETL_POSTGRES__DSN")
-    pgw = os.environ.get("ETL_PUSHGATEWAY__URL")
-    if kafka and dsn and pgw:
-        return Services(kafka, dsn, pgw)
-    return None
-
-
-def _docker_available() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+from tests.helpers.services import HOW_TO_START, SCHEMA, Services, docker_available, from_env
 
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    found = _from_env()
+    found = from_env()
     if found is not None:
         yield found
         return
-    if not _docker_available():
+    if not docker_available():
         pytest.fail(HOW_TO_START, pytrace=False)
     from testcontainers.core.container import DockerContainer
     from testcontainers.kafka import KafkaContainer

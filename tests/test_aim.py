@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from etl.aim import (
+from etl.core.errors import ConfigError
+from etl.core.plan import (
     NO_OFFSET,
     Aim,
     OffsetSpec,
@@ -17,7 +18,6 @@ from etl.aim import (
     parse_timestamp,
     plan_partition,
 )
-from etl.errors import ConfigError
 
 
 def test_offsets_for_every_partition_or_some() -> None:

@@ -12,8 +12,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.conftest import SCHEMA, Services
-from tests.test_run_integration import (
+from tests.helpers.runs import (
     BAD,
     committed,
     etl_command,
@@ -23,6 +22,7 @@ from tests.test_run_integration import (
     run_etl,
     summary,
 )
+from tests.helpers.services import SCHEMA, Services
 
 Env = Callable[..., dict[str, str]]
 T0 = 1_780_000_000_000  # ms: 2026-05-28T20:26:40Z

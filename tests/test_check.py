@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Services
-from db_helpers import etl
-
-from etl.migrations import LATEST
+from etl.core.migrations import LATEST
+from tests.helpers.db import etl
+from tests.helpers.services import Services
 
 CLOSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
 

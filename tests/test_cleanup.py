@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from db_helpers import (
+
+from etl.core.errors import ConfigError
+from etl.pg.cleanup import parse_max_age
+from tests.helpers.db import (
     CLUSTER_A,
     CLUSTER_B,
     build_reference,
@@ -13,9 +16,6 @@ from db_helpers import (
     insert_sample_rows,
     query,
 )
-
-from etl.cleanup import parse_max_age
-from etl.errors import ConfigError
 
 CLOSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
 OLD, NEW = "1990-01-01 00:00:00", "2990-01-01 00:00:00"

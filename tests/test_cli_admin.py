@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from etl.cli import app
-from etl.config import load_config
-from etl.render import table_lines, to_toml
+from etl.cli.app import app
+from etl.cli.render import table_lines, to_toml
+from etl.core.config import load_config
 
 NO_ETL_ENV = {k: None for k in os.environ if k.startswith("ETL_")}
 

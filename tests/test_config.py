@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from etl.cli import app
-from etl.config import load_config
-from etl.errors import ConfigError
+from etl.cli.app import app
+from etl.core.config import load_config
+from etl.core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

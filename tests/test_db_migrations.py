@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from etl.errors import ConfigError, SchemaConflict
-from etl.migrations import LATEST, MIGRATIONS, next_step, parse_target, plan
+from etl.core.errors import ConfigError, SchemaConflict
+from etl.core.migrations import LATEST, MIGRATIONS, next_step, parse_target, plan
 
 
 def test_versions_are_contiguous_from_zero_and_continue_the_reference() -> None:

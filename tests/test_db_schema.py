@@ -10,8 +10,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import ROOT, SCHEMA, Services
-from db_helpers import (
+
+from etl.core.migrations import DROP_ORDER, LATEST
+from tests.helpers.db import (
     CLUSTER_A,
     CLUSTER_B,
     build_reference,
@@ -22,8 +23,7 @@ from db_helpers import (
     insert_sample_rows,
     query,
 )
-
-from etl.migrations import DROP_ORDER, LATEST
+from tests.helpers.services import ROOT, SCHEMA, Services
 
 CLOSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
 

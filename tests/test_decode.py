@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from etl.decode import REASONS, Rejection, Row, decode
+from etl.core.decode import REASONS, Rejection, Row, decode
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 LATEST = NOW + timedelta(minutes=5)

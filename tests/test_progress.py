@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from itertools import count
 
-from etl.config import PushgatewayConfig
+from etl.cli.progress import ProgressBar, render_line, summary_table
+from etl.core.config import PushgatewayConfig
+from etl.core.ports import PartitionProgress
 from etl.metrics import RunMetrics
-from etl.ports import PartitionProgress
-from etl.progress import ProgressBar, render_line, summary_table
 
 
 def test_progress_line_shows_share_rate_and_eta() -> None:

@@ -10,11 +10,18 @@ from typing import Any
 import orjson
 import pytest
 
-from etl.config import PushgatewayConfig
-from etl.errors import KafkaUnavailable, PostgresUnavailable
+from etl.core.config import PushgatewayConfig
+from etl.core.errors import KafkaUnavailable, PostgresUnavailable
+from etl.core.ports import (
+    Batch,
+    Message,
+    PartitionProgress,
+    StoredRejection,
+    StoredRow,
+    WriteResult,
+)
 from etl.metrics import RunMetrics
-from etl.ports import Batch, Message, PartitionProgress, StoredRejection, StoredRow, WriteResult
-from etl.run import Run, RunSettings
+from etl.pipeline import Run, RunSettings
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

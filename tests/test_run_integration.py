@@ -6,118 +6,29 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.conftest import ROOT, Services
-
-CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767{:02x}"
-ETL = [sys.executable, "-m", "etl", "run"]
-PYTHON_ETL = [sys.executable, "-m", "etl"]
-
-
-def good(i: int) -> bytes:
-    return orjson.dumps(
-        {
-            "OrgID": 1000 + i,
-            "AccountNumber": 50 + i,
-            "ClusterName": CLUSTER.format(i % 256),
-            "Report": {
-                "fingerprints": [],
-                "system": {"h": 1},
-                "info": [],
-                "reports": [{"rule_id": f"rule_{i}|KEY", "details": {"html": "<b>é</b>"}}],
-            },
-            "LastChecked": f"2026-05-04T09:{i // 60 % 60:02d}:{i % 60:02d}.{i:06d}Z",
-            "Version": 2,
-        }
-    )
-
-
-BAD = [b"", b"not json", b'{"OrgID": "1"}', orjson.dumps({"OrgID": 1})]
-
-
-def run_etl(
-    env: dict[str, str], *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """``etl run ARGS`` as a user runs it."""
-    return etl_command(env, "run", *args, timeout=timeout)
-
-
-def etl_command(
-    env: dict[str, str], *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """``etl ARGS`` as a user runs it."""
-    return subprocess.run(
-        [*PYTHON_ETL, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=ROOT,
-    )
-
-
-def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    for line in result.stderr.splitlines():
-        if line.startswith("{") and '"event":"run finished"' in line:
-            doc: dict[str, Any] = orjson.loads(line)
-            return doc
-    raise AssertionError(f"no summary line in stderr:\n{result.stderr}")
-
-
-def rows(dsn: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(
-            "SELECT org_id, account_number, cluster, updated_at, kafka_partition, kafka_offset"
-            " FROM new_reports ORDER BY org_id"
-        ).fetchall()
-
-
-def rejections(dsn: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(
-            "SELECT kafka_partition, kafka_offset, reason, raw_value FROM rejected_messages"
-            " ORDER BY kafka_partition, kafka_offset"
-        ).fetchall()
-
-
-def committed(services: Services, group: str, topic: str, partitions: int) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": services.kafka, "group.id": group})
-    try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return {tp.partition: tp.offset for tp in tps}
-    finally:
-        consumer.close()
-
-
-def pushed(services: Services, job: str) -> dict[str, float]:
-    """The job's series on the Pushgateway, as 'name{labels}' -> value (job label dropped)."""
-    body = urllib.request.urlopen(f"{services.pushgateway}/metrics", timeout=10).read().decode()
-    out: dict[str, float] = {}
-    for line in body.splitlines():
-        if line.startswith("etl_") and f'job="{job}"' in line:
-            name, _, val = line.rpartition(" ")
-            labels = ",".join(
-                part
-                for part in name[name.find("{") + 1 : -1].split(",")
-                if not part.startswith(("job=", "instance="))
-            )
-            out[name.split("{")[0] + (f"{{{labels}}}" if labels else "")] = float(val)
-    return out
-
-
-Env = Callable[..., dict[str, str]]
+from tests.helpers.runs import (
+    BAD,
+    CLUSTER,
+    ETL,
+    Env,
+    committed,
+    good,
+    pushed,
+    rejections,
+    rows,
+    run_etl,
+    summary,
+)
+from tests.helpers.services import ROOT, Services
 
 
 @pytest.fixture
@@ -210,7 +121,7 @@ def test_killed_between_database_and_kafka_commit_loses_and_duplicates_nothing(
     topic, _ = loaded_topic
     env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="5")
     killed = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("kill_after_db_commit.py")), "run"],
+        [sys.executable, str(Path(__file__).parent / "helpers" / "kill_after_db_commit.py"), "run"],
         env=env,
         capture_output=True,
         text=True,

@@ -7,12 +7,12 @@ from datetime import datetime
 import psycopg
 import pytest
 
-from etl.config import PostgresConfig
-from etl.decode import Rejection, Row
-from etl.errors import PostgresUnavailable
-from etl.ports import Message, StoredRejection, StoredRow
-from etl.sink import PostgresSink, connection_defaults
-from etl.statements import copy_chunks, rejection_params
+from etl.core.config import PostgresConfig
+from etl.core.decode import Rejection, Row
+from etl.core.errors import PostgresUnavailable
+from etl.core.ports import Message, StoredRejection, StoredRow
+from etl.core.statements import copy_chunks, rejection_params
+from etl.pg.sink import PostgresSink, connection_defaults
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
 

@@ -26,8 +26,8 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from etl.db import Connection, one_line
-from etl.errors import ConfigError, SchemaConflict, SchemaMissing
+from etl.core.errors import ConfigError, SchemaConflict, SchemaMissing
+from etl.pg.admin import Connection, one_line
 
 DEFAULT_MAX_AGE: Final = "7 days"
 DEFAULT_CHUNK_SIZE: Final = 5000

@@ -14,10 +14,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from etl.aim import Aim, Watermarks, plan_partition
-from etl.config import KafkaConfig
-from etl.errors import ConfigError, KafkaUnavailable
-from etl.ports import PartitionProgress
+from etl.core.config import KafkaConfig
+from etl.core.errors import ConfigError, KafkaUnavailable
+from etl.core.plan import Aim, Watermarks, plan_partition
+from etl.core.ports import PartitionProgress
 
 REQUEST_TIMEOUT = 10.0
 # librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
@@ -43,7 +43,7 @@ def consumer_config(cfg: KafkaConfig, **extra: Any) -> dict[str, Any]:
         "enable.partition.eof": True,
         "auto.offset.reset": cfg.auto_offset_reset,
         "isolation.level": cfg.isolation_level,
-        "logger": logging.getLogger("etl.kafka"),  # librdkafka logs through our format
+        "logger": logging.getLogger("etl.librdkafka"),  # librdkafka logs through our format
         **extra,
     }
 

@@ -8,10 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from etl import db, offsets, runs
-from etl.aim import aim_from_options
-from etl.cli_common import ConfigOption, epilog, handled
-from etl.cli_run import (
+from etl.cli.common import ConfigOption, epilog, handled
+from etl.cli.render import json_lines, table_lines
+from etl.cli.run import (
     FromBeginning,
     FromOffset,
     FromTime,
@@ -21,8 +20,10 @@ from etl.cli_run import (
     UntilTime,
     config_with,
 )
-from etl.errors import ConfigError
-from etl.render import json_lines, table_lines
+from etl.core.errors import ConfigError
+from etl.core.plan import aim_from_options
+from etl.kafka import offsets
+from etl.pg import admin, ledger
 
 Output = Annotated[str, typer.Option("--output", help="table or json")]
 
@@ -93,8 +94,8 @@ def runs_list(
         cfg = config_with(config)
         if output not in ("table", "json"):
             raise ConfigError("--output: must be table or json")
-        with db.connect(cfg.postgres) as conn:
-            records = runs.recent(conn, limit)
+        with admin.connect(cfg.postgres) as conn:
+            records = ledger.recent(conn, limit)
     rows = [
         {
             "id": r.id,

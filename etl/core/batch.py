@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from etl.decode import Rejection, decode
+from etl.core.decode import Rejection, decode
+from etl.core.ports import Batch, StoredRejection, StoredRow
 from etl.metrics import RunMetrics
-from etl.ports import Batch, StoredRejection, StoredRow
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from etl.errors import ConfigError
+from etl.core.errors import ConfigError
 
 ENV_PREFIX = "ETL_"
 MASK = "***"

@@ -27,10 +27,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from etl.aim import Aim
-from etl.config import KafkaConfig
-from etl.errors import KafkaUnavailable
-from etl.offsets import (
+from etl.core.config import KafkaConfig
+from etl.core.errors import KafkaUnavailable
+from etl.core.plan import Aim
+from etl.core.ports import Batch, Message, PartitionProgress
+from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
     check_named_partitions,
     describe,
@@ -38,7 +39,6 @@ from etl.offsets import (
     plan,
     topic_partitions,
 )
-from etl.ports import Batch, Message, PartitionProgress
 
 log = logging.getLogger(__name__)
 

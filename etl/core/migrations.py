@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, LiteralString
 
-from etl.errors import ConfigError, SchemaConflict
-from etl.schema_history import REFERENCE_MIGRATIONS, Migration
+from etl.core.errors import ConfigError, SchemaConflict
+from etl.core.schema_history import REFERENCE_MIGRATIONS, Migration
 
 __all__ = [
     "DROP_ORDER",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from etl.decode import Rejection, Row
+from etl.core.decode import Rejection, Row
 
 
 class Message(NamedTuple):

@@ -19,18 +19,18 @@ from typing import Annotated
 
 import typer
 
-from etl import db, runs
-from etl.aim import Aim, aim_from_options
-from etl.cli_common import ConfigOption, fail, handled, load
-from etl.config import Config, PushgatewayConfig
-from etl.errors import exit_codes_help
-from etl.logs import setup_logging
+from etl.cli.common import ConfigOption, fail, handled, load
+from etl.cli.logs import setup_logging
+from etl.cli.progress import ProgressBar, summary_table
+from etl.core.config import Config, PushgatewayConfig
+from etl.core.errors import exit_codes_help
+from etl.core.plan import Aim, aim_from_options
+from etl.kafka.source import KafkaSource
+from etl.kafka.tracker import NullTracker, open_tracker
 from etl.metrics import RunMetrics
-from etl.progress import ProgressBar, summary_table
-from etl.run import Run, RunSettings
-from etl.sink import PostgresSink
-from etl.source import KafkaSource
-from etl.tracker import NullTracker, open_tracker
+from etl.pg import admin, ledger
+from etl.pg.sink import PostgresSink
+from etl.pipeline import Run, RunSettings
 
 UntilOffset = Annotated[
     str | None,
@@ -243,8 +243,8 @@ def _pushgateway_for(pgw: PushgatewayConfig, aim: Aim) -> PushgatewayConfig:
 
 
 def _replay_ranges(cfg: Config, run_id: int) -> dict[int, tuple[int, int]]:
-    with db.connect(cfg.postgres) as conn:
-        return runs.replay_ranges(runs.load(conn, run_id), cfg.kafka.topic)
+    with admin.connect(cfg.postgres) as conn:
+        return ledger.replay_ranges(ledger.load(conn, run_id), cfg.kafka.topic)
 
 
 def register(app: typer.Typer) -> None:

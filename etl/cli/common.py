@@ -14,8 +14,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from etl.config import Config, load_config
-from etl.errors import EtlError
+from etl.core.config import Config, load_config
+from etl.core.errors import EtlError
 
 ConfigOption = Annotated[
     Path | None,

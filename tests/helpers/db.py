@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typer.testing import CliRunner, Result
 
-from etl.cli import app
+from etl.cli.app import app
 
 
 @contextmanager

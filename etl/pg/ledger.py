@@ -23,8 +23,8 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from etl.errors import ConfigError, SchemaMissing
-from etl.ports import PartitionProgress
+from etl.core.errors import ConfigError, SchemaMissing
+from etl.core.ports import PartitionProgress
 
 RUNS_TABLE: Final = "etl_runs"
 RUN_PARTITIONS_TABLE: Final = "etl_run_partitions"

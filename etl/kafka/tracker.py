@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import orjson
 from confluent_kafka import KafkaException, Producer
 
-from etl.config import KafkaConfig, TrackerConfig
-from etl.offsets import client_error
+from etl.core.config import KafkaConfig, TrackerConfig
+from etl.kafka.offsets import client_error
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class KafkaTracker:
             "bootstrap.servers": kafka.bootstrap_servers,
             "linger.ms": 50,
             "message.timeout.ms": int(cfg.timeout_seconds * 1000),
-            "logger": logging.getLogger("etl.kafka"),
+            "logger": logging.getLogger("etl.librdkafka"),
         }
         try:
             self._producer = Producer(settings)

@@ -15,13 +15,13 @@ from typing import Annotated
 
 import typer
 
-from etl import check as checks
-from etl import cleanup, db
-from etl.cli_common import ConfigOption, epilog, handled, load
-from etl.errors import ConfigError
-from etl.logs import setup_logging
-from etl.migrations import LATEST, parse_target
-from etl.render import json_lines, table_lines, to_toml
+from etl.cli import check as checks
+from etl.cli.common import ConfigOption, epilog, handled, load
+from etl.cli.logs import setup_logging
+from etl.cli.render import json_lines, table_lines, to_toml
+from etl.core.errors import ConfigError
+from etl.core.migrations import LATEST, parse_target
+from etl.pg import admin, cleanup
 
 YesOption = Annotated[bool, typer.Option("--yes", help="Confirm a destructive operation.")]
 
@@ -40,8 +40,8 @@ def db_init(config: ConfigOption = None) -> None:
     """Create the whole schema on an empty database; do nothing on an up-to-date one."""
     with handled():
         cfg = load(config)
-        with db.connect(cfg.postgres) as conn:
-            steps = db.init(conn)
+        with admin.connect(cfg.postgres) as conn:
+            steps = admin.init(conn)
     if steps:
         typer.echo(f"created schema version {LATEST} ({len(steps)} migration steps)")
     else:
@@ -60,13 +60,13 @@ def db_migrate(
     with handled():
         target = parse_target(to)
         cfg = load(config)
-        with db.connect(cfg.postgres) as conn:
-            current = db.current_version(conn)
+        with admin.connect(cfg.postgres) as conn:
+            current = admin.current_version(conn)
             if current is not None and target < current <= LATEST and not yes:
                 raise ConfigError(
                     f"migrating down from {current} to {target} drops data; add --yes"
                 )
-            steps = db.migrate(conn, target)
+            steps = admin.migrate(conn, target)
     for step in steps:
         typer.echo(f"{step.direction} to {step.to_version}: {step.migration.description}")
     typer.echo(f"schema at version {target}" + ("" if steps else "; nothing to do"))
@@ -77,8 +77,8 @@ def db_version(config: ConfigOption = None) -> None:
     """Print the database's schema version and the latest this etl provides."""
     with handled():
         cfg = load(config)
-        with db.connect(cfg.postgres) as conn:
-            current = db.current_version(conn)
+        with admin.connect(cfg.postgres) as conn:
+            current = admin.current_version(conn)
     typer.echo(f"current: {'none' if current is None else current}")
     typer.echo(f"latest: {LATEST}")
 
@@ -90,8 +90,8 @@ def db_drop(yes: YesOption = False, config: ConfigOption = None) -> None:
         if not yes:
             raise ConfigError("drop deletes every table and its data; add --yes")
         cfg = load(config)
-        with db.connect(cfg.postgres) as conn:
-            dropped = db.drop(conn)
+        with admin.connect(cfg.postgres) as conn:
+            dropped = admin.drop(conn)
     typer.echo(f"dropped {len(dropped)} table(s): {', '.join(dropped) or 'none'}")
 
 
@@ -134,7 +134,7 @@ def _cleanup(
             raise ConfigError(f"--output: expected auto, table or json, got {output!r}")
         cfg = load(path)
         target = cleanup.TARGETS[name]
-        with db.connect(cfg.postgres) as conn:
+        with admin.connect(cfg.postgres) as conn:
             if dry_run:
                 count = _print_listing(target, cleanup.list_old(conn, target, interval), output)
                 typer.echo(
@@ -230,7 +230,7 @@ def cleanup_reported(
         if not yes:
             raise ConfigError("--truncate deletes every row of reported; add --yes")
         cfg = load(config)
-        with db.connect(cfg.postgres) as conn:
+        with admin.connect(cfg.postgres) as conn:
             rows = cleanup.truncate_reported(conn)
     typer.echo(f"emptied reported ({rows} row(s))")
 

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from etl.core.ports import PartitionProgress
 from etl.metrics import RunMetrics
-from etl.ports import PartitionProgress
 
 _WIDTH = 30
 _MIN_INTERVAL = 0.1

@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from etl.batch import BatchDecoder
-from etl.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted, KafkaUnavailable
-from etl.metrics import RunMetrics
-from etl.ports import (
+from etl.core.batch import BatchDecoder
+from etl.core.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted, KafkaUnavailable
+from etl.core.ports import (
     PartitionProgress,
     Sink,
     Source,
@@ -43,7 +42,8 @@ from etl.ports import (
     StoredRow,
     WriteResult,
 )
-from etl.tracker import NullTracker, Tracker
+from etl.kafka.tracker import NullTracker, Tracker
+from etl.metrics import RunMetrics
 
 log = logging.getLogger(__name__)
 

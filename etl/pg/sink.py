@@ -31,16 +31,15 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from etl import runs
-from etl.config import PostgresConfig
-from etl.errors import (
+from etl.core.config import PostgresConfig
+from etl.core.errors import (
     PostgresUnavailable,
     SchemaMissing,
     is_transient_connection_failure,
     is_transient_sqlstate,
 )
-from etl.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
-from etl.statements import (
+from etl.core.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
+from etl.core.statements import (
     COLUMNS,
     CREATE_STAGING,
     INSERT_FROM_STAGING,
@@ -53,6 +52,7 @@ from etl.statements import (
     copy_sql,
     rejection_params,
 )
+from etl.pg import ledger
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ _STAGING_STREAK: Final = 8  # batches sent through staging after a key conflict
 _REQUIRED: Final = {
     REPORTS_TABLE: COLUMNS,
     REJECTIONS_TABLE: REJECTION_COLUMNS,
-    runs.RUNS_TABLE: ("id", "status", *runs.COUNT_COLUMNS),
-    runs.RUN_PARTITIONS_TABLE: ("run_id", "start_offset", "stop_offset", "reached_offset"),
+    ledger.RUNS_TABLE: ("id", "status", *ledger.COUNT_COLUMNS),
+    ledger.RUN_PARTITIONS_TABLE: ("run_id", "start_offset", "stop_offset", "reached_offset"),
 }
 
 T = TypeVar("T")
@@ -123,7 +123,7 @@ class PostgresSink:
 
         def insert(conn: psycopg.Connection[Any]) -> int:
             with conn.transaction():
-                return runs.begin(conn, topic, group_id, options)
+                return ledger.begin(conn, topic, group_id, options)
 
         return self._retrying(insert)
 
@@ -140,7 +140,7 @@ class PostgresSink:
     ) -> None:
         def update(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():
-                runs.end(
+                ledger.end(
                     conn,
                     run_id,
                     topic,

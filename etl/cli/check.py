@@ -23,16 +23,16 @@ from typing import Any, Final
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from etl import db
-from etl.config import KafkaConfig, PostgresConfig, PushgatewayConfig
-from etl.errors import (
+from etl.core.config import KafkaConfig, PostgresConfig, PushgatewayConfig
+from etl.core.errors import (
     EtlError,
     KafkaUnavailable,
     PostgresUnavailable,
     PushgatewayUnavailable,
     SchemaConflict,
 )
-from etl.migrations import LATEST
+from etl.core.migrations import LATEST
+from etl.pg import admin
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ def check_kafka(cfg: KafkaConfig, timeout: float = DEFAULT_TIMEOUT) -> Result:
 def check_postgres(cfg: PostgresConfig) -> Result:
     """The server answers and the schema is at the latest version etl knows."""
     try:
-        with db.connect(cfg) as conn:
-            server = db.server_version(conn)
-            version = db.current_version(conn)
+        with admin.connect(cfg) as conn:
+            server = admin.server_version(conn)
+            version = admin.current_version(conn)
     except (PostgresUnavailable, SchemaConflict) as exc:
         return _failed("postgres", exc)
     where = f"{cfg.masked_dsn} (PostgreSQL {server})"

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from etl.errors import ConfigError
-from etl.ports import PartitionProgress
+from etl.core.errors import ConfigError
+from etl.core.ports import PartitionProgress
 
 NO_OFFSET = -1  # the broker's answer for "no committed offset" / "no message at or after T"
 

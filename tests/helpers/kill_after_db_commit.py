@@ -7,8 +7,8 @@ offset commit loses nothing and duplicates nothing. Only the harness patches the
 import os
 import signal
 
-from etl import source
-from etl.cli import main
+from etl.cli.app import main
+from etl.kafka import source
 
 
 def _die(self: object, next_offsets: object) -> None:

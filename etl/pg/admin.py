@@ -21,9 +21,9 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from etl.config import PostgresConfig
-from etl.errors import PostgresUnavailable, SchemaConflict
-from etl.migrations import DROP_ORDER, LATEST, Step, next_step
+from etl.core.config import PostgresConfig
+from etl.core.errors import PostgresUnavailable, SchemaConflict
+from etl.core.migrations import DROP_ORDER, LATEST, Step, next_step
 
 Connection = psycopg.Connection[Any]
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from psycopg import sql
 
-from etl.ports import StoredRejection, StoredRow
+from etl.core.ports import StoredRejection, StoredRow
 
 REPORTS_TABLE: Final = "new_reports"
 REJECTIONS_TABLE: Final = "rejected_messages"

@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 
-from etl.cli_admin import register as register_admin_commands
-from etl.cli_inspect import register as register_inspect_commands
-from etl.cli_run import register as register_run_commands
-from etl.errors import EtlError
+from etl.cli.admin import register as register_admin_commands
+from etl.cli.inspect import register as register_inspect_commands
+from etl.cli.run import register as register_run_commands
+from etl.core.errors import EtlError
 
 app = typer.Typer(
     name="etl",

@@ -1,0 +1,6 @@
+"""The ``etl`` command line: the typer app (`etl.cli.app`), one module per command group, shared
+options, rendering, progress and log set-up.
+
+The only layer that wires concrete adapters together, so it may import every other layer;
+nothing imports it.
+"""

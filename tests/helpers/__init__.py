@@ -1,0 +1,1 @@
+"""What several test modules share: service endpoints, database helpers, running etl."""
