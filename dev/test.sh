@@ -19,4 +19,7 @@ trap cleanup EXIT
 ruff format --check .
 ruff check .
 mypy
-python3 -m pytest "$@"
+# Coverage includes the `etl` subprocesses the integration tests start; CI holds it to a floor.
+cov=(--cov --cov-report=term)
+[ "${CI:-}" = true ] && cov+=(--cov-fail-under=90)
+python3 -m pytest "${cov[@]}" "$@"

@@ -64,11 +64,15 @@ def test_config_show_with_a_bad_key_exits_2() -> None:
     assert err == "etl: error: batch.max_messages: expected an integer, got 'lots'\n"
 
 
-def test_toml_strings_are_escaped() -> None:
-    text = to_toml({"s": {"k": 'a "quoted" \\ back\nslash\t\x01', "dotted.key": {"x.y": True}}})
-    assert tomllib.loads(text) == {
-        "s": {"k": 'a "quoted" \\ back\nslash\t\x01', "dotted.key": {"x.y": True}}
+def test_toml_keys_and_strings_round_trip_through_tomllib() -> None:
+    doc = {
+        "s": {
+            "k": 'a "quoted" \\ back\nslash\t\x01',
+            "new\nline key": "v",
+            "dotted.key": {"x.y": True, "tab\tkey": 1},
+        }
     }
+    assert tomllib.loads(to_toml(doc)) == doc
 
 
 def test_table_lines_align_columns() -> None:

@@ -188,7 +188,7 @@ def test_missing_schema_exits_5_and_commits_nothing(
     assert committed(services, group, loaded_topic[0], 3) == {0: -1001, 1: -1001, 2: -1001}
     with psycopg.connect(schema_db, autocommit=True) as conn:
         conn.execute("ALTER TABLE rejected_messages DROP COLUMN detail")
-        conn.execute((ROOT / "schema.sql").read_text())  # type: ignore[arg-type]
+        conn.execute((ROOT / "schema.sql").read_text())
     result = run_etl(etl_env(loaded_topic[0]))
     assert result.returncode == 5
     assert "table rejected_messages lacks column(s) detail" in result.stderr

@@ -44,14 +44,14 @@ def etl(dsn: str, *args: str, **env: str | None) -> Result:
 
 def query(dsn: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(text, params)  # type: ignore[arg-type]
+        cur = conn.execute(text, params)
         return cur.fetchall() if cur.description else []
 
 
 def execute(dsn: str, *statements: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
 
 
 _CATALOG = {
