@@ -6,9 +6,8 @@ import io
 from itertools import count
 
 from etl.cli.progress import ProgressBar, render_line, summary_table
-from etl.core.config import PushgatewayConfig
+from etl.core.counts import RunCounts
 from etl.core.ports import PartitionProgress
-from etl.metrics import RunMetrics
 
 
 def test_progress_line_shows_share_rate_and_eta() -> None:
@@ -25,7 +24,7 @@ def test_bar_redraws_one_line_at_most_ten_times_a_second() -> None:
     out = io.StringIO()
     ticks = count(0, 0.04)
     bar = ProgressBar(out, "t", clock=lambda: next(ticks))
-    metrics = RunMetrics(PushgatewayConfig())
+    metrics = RunCounts()
     for n in range(10):
         bar([PartitionProgress(0, 0, 10, n + 1)], metrics)
     bar.close()
@@ -35,7 +34,7 @@ def test_bar_redraws_one_line_at_most_ten_times_a_second() -> None:
 
 
 def test_summary_table_for_a_dry_run() -> None:
-    metrics = RunMetrics(PushgatewayConfig())
+    metrics = RunCounts()
     metrics.add("etl_messages_consumed", 7)
     metrics.add("etl_rows_inserted", 5)
     metrics.add("etl_rows_duplicate", 1)

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from etl.core.counts import RunCounts
 from etl.core.ports import PartitionProgress
-from etl.metrics import RunMetrics
 
 _WIDTH = 30
 _MIN_INTERVAL = 0.1
@@ -31,7 +31,7 @@ class ProgressBar:
         self._last_draw = 0.0
         self._drawn = False
 
-    def __call__(self, parts: Sequence[PartitionProgress], _metrics: RunMetrics) -> None:
+    def __call__(self, parts: Sequence[PartitionProgress], _counts: RunCounts) -> None:
         now = self._clock()
         if now - self._last_draw < _MIN_INTERVAL:
             return
@@ -63,7 +63,7 @@ def summary_table(
     status: str,
     exit_code: int,
     duration: float,
-    metrics: RunMetrics,
+    counts: RunCounts,
     parts: Sequence[PartitionProgress],
     *,
     dry_run: bool,
@@ -72,12 +72,12 @@ def summary_table(
     verb = "would insert" if dry_run else "inserted"
     lines = [
         f"{'dry run' if dry_run else 'run'} {status} (exit {exit_code}) in {duration:.1f}s",
-        f"  consumed     {int(metrics.get('etl_messages_consumed')):>12,}",
-        f"  {verb:<12} {int(metrics.get('etl_rows_inserted')):>12,}",
-        f"  duplicates   {int(metrics.get('etl_rows_duplicate')):>12,}",
-        f"  rejected     {sum(metrics.rejected().values()):>12,}",
+        f"  consumed     {int(counts.get('etl_messages_consumed')):>12,}",
+        f"  {verb:<12} {int(counts.get('etl_rows_inserted')):>12,}",
+        f"  duplicates   {int(counts.get('etl_rows_duplicate')):>12,}",
+        f"  rejected     {sum(counts.rejected().values()):>12,}",
     ]
-    lines += [f"    {reason:<18} {n:>8,}" for reason, n in metrics.rejected().items() if n]
+    lines += [f"    {reason:<18} {n:>8,}" for reason, n in counts.rejected().items() if n]
     if parts:
         lines.append(f"  {'partition':>9} {'start':>12} {'stop':>12} {'reached':>12}")
         lines += [f"  {p.partition:>9} {p.start:>12,} {p.stop:>12,} {p.next:>12,}" for p in parts]

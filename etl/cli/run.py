@@ -23,10 +23,12 @@ from etl.cli.common import ConfigOption, fail, handled, load
 from etl.cli.logs import setup_logging
 from etl.cli.progress import ProgressBar, summary_table
 from etl.core.config import Config, PushgatewayConfig
+from etl.core.counts import RunCounts
 from etl.core.errors import exit_codes_help
 from etl.core.plan import Aim, aim_from_options
+from etl.core.ports import NullTracker
 from etl.kafka.source import KafkaSource
-from etl.kafka.tracker import NullTracker, open_tracker
+from etl.kafka.tracker import open_tracker
 from etl.metrics import RunMetrics
 from etl.pg import admin, ledger
 from etl.pg.sink import PostgresSink
@@ -200,12 +202,13 @@ def run(
     )
     tty = sys.stderr.isatty()
     bar = ProgressBar(sys.stderr, cfg.kafka.topic) if tty else None
-    metrics = RunMetrics(_pushgateway_for(cfg.pushgateway, aim))
+    counts = RunCounts()
     summary = Run(
         settings,
         source=KafkaSource(cfg.kafka, aim),
         sink=PostgresSink(cfg.postgres, dry_run=dry_run),
-        metrics=metrics,
+        publisher=RunMetrics(_pushgateway_for(cfg.pushgateway, aim)),
+        counts=counts,
         stop_requested=stop,
         tracker=tracker,
         on_batch=bar,
@@ -218,7 +221,7 @@ def run(
                 summary.status,
                 summary.exit_code,
                 summary.duration_seconds,
-                metrics,
+                counts,
                 summary.partitions,
                 dry_run=dry_run,
             ),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, KafkaUnavailable
@@ -63,10 +64,14 @@ def client_error(exc: KafkaException, what: str) -> ConfigError | KafkaUnavailab
     return KafkaUnavailable(f"cannot create a Kafka {what}: {describe(exc)}")
 
 
-def topic_partitions(consumer: Any, cfg: KafkaConfig) -> list[int]:
-    """The topic's partition ids; KafkaUnavailable if the broker or the topic is missing."""
+def topic_partitions(client: Any, cfg: KafkaConfig, timeout: float = REQUEST_TIMEOUT) -> list[int]:
+    """The topic's partition ids; KafkaUnavailable if the broker or the topic is missing.
+
+    ``client`` is a Consumer or an AdminClient. The metadata request names no topic: on a
+    broker that auto-creates topics, a request naming a missing one could create it.
+    """
     try:
-        meta = consumer.list_topics(cfg.topic, timeout=REQUEST_TIMEOUT)
+        meta = client.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
@@ -77,6 +82,17 @@ def topic_partitions(consumer: Any, cfg: KafkaConfig) -> list[int]:
         reason = "does not exist" if unknown else str(topic.error.str())
         raise KafkaUnavailable(f"topic {cfg.topic!r}: {reason}")
     return sorted(topic.partitions)
+
+
+def probe(cfg: KafkaConfig, timeout: float) -> str:
+    """What ``etl check`` reports of Kafka: the broker answers and the topic exists."""
+    conf: dict[str, Any] = {
+        **cfg.client,
+        "bootstrap.servers": cfg.bootstrap_servers,
+        "logger": logging.getLogger("etl.librdkafka"),
+    }
+    parts = topic_partitions(AdminClient(conf), cfg, timeout)
+    return f"{cfg.bootstrap_servers} topic {cfg.topic!r} has {len(parts)} partition(s) {parts}"
 
 
 def check_named_partitions(aim: Aim, existing: Iterable[int], topic: str) -> None:
