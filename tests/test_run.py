@@ -209,10 +209,8 @@ def test_an_empty_partition_finishes_without_writing() -> None:
 def test_a_stop_request_finishes_the_current_batch_then_exits_6() -> None:
     events: list[str] = []
     source = FakeSource(events, msgs(value(1), value(2), value(3), value(4)), stop=4)
-    calls = {"n": 0}
 
     def stop() -> bool:
-        calls["n"] += 1
         return "write 2+0" in events
 
     summary, _, _ = run_with(source, FakeSink(events), stop=stop)

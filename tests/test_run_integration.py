@@ -230,10 +230,10 @@ def test_sigterm_commits_what_was_written_and_exits_6(
     env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="10")
     proc = subprocess.Popen([*ETL], env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stderr is not None
-    for line in proc.stderr:
-        if "partitions assigned" in line:
-            break
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while committed(services, group, topic, 1)[0] <= 0:  # the run is past its first batch
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 6, err
