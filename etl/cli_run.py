@@ -21,7 +21,7 @@ import typer
 
 from etl import db, runs
 from etl.aim import Aim, aim_from_options
-from etl.cli_common import ConfigOption, fail, handled, load
+from etl.cli_common import ConfigOption, DsnOption, fail, handled, load
 from etl.config import Config, PushgatewayConfig
 from etl.errors import exit_codes_help
 from etl.logs import setup_logging
@@ -38,6 +38,7 @@ UntilOffset = Annotated[
         "--until-offset",
         help="Stop before offset N (exclusive): N for all partitions or P:N,...",
         show_default=False,
+        metavar="N|P:N,...",
     ),
 ]
 FromOffset = Annotated[
@@ -46,6 +47,7 @@ FromOffset = Annotated[
         "--from-offset",
         help="Start at offset N: N for all partitions or P:N,...",
         show_default=False,
+        metavar="N|P:N,...",
     ),
 ]
 FromTime = Annotated[
@@ -55,6 +57,7 @@ FromTime = Annotated[
         help="Start at the first message stamped at or after this ISO 8601 "
         "time (a zone is required).",
         show_default=False,
+        metavar="TIME",
     ),
 ]
 UntilTime = Annotated[
@@ -63,6 +66,7 @@ UntilTime = Annotated[
         "--until-timestamp",
         help="Stop before the first message stamped at or after this time (half-open).",
         show_default=False,
+        metavar="TIME",
     ),
 ]
 FromBeginning = Annotated[
@@ -70,11 +74,21 @@ FromBeginning = Annotated[
 ]
 Partitions = Annotated[
     str | None,
-    typer.Option("--partitions", help="Only these partitions, e.g. 0,3,5.", show_default=False),
+    typer.Option(
+        "--partitions",
+        help="Only these partitions, e.g. 0,3,5.",
+        show_default=False,
+        metavar="P,...",
+    ),
 ]
 Group = Annotated[
     str | None,
-    typer.Option("--group", help="Consumer group instead of kafka.group_id.", show_default=False),
+    typer.Option(
+        "--group",
+        help="Consumer group instead of kafka.group_id.",
+        show_default=False,
+        metavar="GROUP",
+    ),
 ]
 NoCommit = Annotated[
     bool,
@@ -128,14 +142,7 @@ def run(
     partitions: Partitions = None,
     group: Group = None,
     no_commit: NoCommit = False,
-    dsn: Annotated[
-        str | None,
-        typer.Option(
-            "--dsn",
-            help="Target database instead of postgres.dsn (e.g. staging).",
-            show_default=False,
-        ),
-    ] = None,
+    dsn: DsnOption = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -151,6 +158,7 @@ def run(
             help="Re-read exactly the offset ranges of this past run (from the "
             "runs table of postgres.dsn), without touching any group; use with --dsn.",
             show_default=False,
+            metavar="RUN_ID",
         ),
     ] = None,
 ) -> None:

@@ -167,10 +167,10 @@ def test_a_malformed_interval_is_a_usage_error_before_any_sql(
     ("text", "canonical"),
     [
         ("7 days", "7 days"),
-        (" 1 DAY 12 hours ", "1 days 12 hours"),
+        (" 1 DAY 12 hours ", "1 day 12 hours"),
         ("90min", "90 minutes"),
         ("2 weeks", "2 weeks"),
-        ("1 mon", "1 months"),
+        ("1 mon", "1 month"),
         ("30s", "30 seconds"),
     ],
 )
