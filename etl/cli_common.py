@@ -68,6 +68,7 @@ def load(path: Path | None, dsn: str | None = None) -> Config:
 
 def report(message: str, code: int) -> None:
     """The failure on stderr: one ``etl: error:`` line, then a JSON event if logs are JSON."""
+    logs.flush_repeats()
     typer.echo(f"etl: error: {message}", err=True)
     logs.log_failure(message, code)
 
@@ -118,6 +119,7 @@ class EtlGroup(TyperGroup):
         except typer.Abort:
             report("aborted", 1)
             sys.exit(1)
+        logs.flush_repeats()
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -11,6 +11,8 @@ import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from etl import db, runs
 from etl.aim import Aim, aim_from_options
@@ -26,10 +29,11 @@ from etl.config import Config, PushgatewayConfig
 from etl.errors import exit_codes_help
 from etl.logs import setup_logging
 from etl.metrics import RunMetrics
-from etl.progress import ProgressBar, summary_table
+from etl.progress import LiveView, Snapshot
 from etl.run import Run, RunSettings
 from etl.sink import PostgresSink
 from etl.source import KafkaSource
+from etl.summary import summary_view
 from etl.tracker import NullTracker, open_tracker
 
 UntilOffset = Annotated[
@@ -206,34 +210,46 @@ def run(
         options=options,
         dry_run=dry_run,
     )
-    tty = sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr, cfg.kafka.topic) if tty else None
+    source = KafkaSource(cfg.kafka, aim)
     metrics = RunMetrics(_pushgateway_for(cfg.pushgateway, aim))
-    summary = Run(
-        settings,
-        source=KafkaSource(cfg.kafka, aim),
-        sink=PostgresSink(cfg.postgres, dry_run=dry_run),
-        metrics=metrics,
-        stop_requested=stop,
-        tracker=tracker,
-        on_batch=bar,
-    ).execute()
-    if bar is not None:
-        bar.close()
+    tty = sys.stderr.isatty()
+    view = LiveView(Console(stderr=True), cfg.kafka.topic, _snapshot(source, metrics))
+    with view if tty else nullcontext():
+        summary = Run(
+            settings,
+            source=source,
+            sink=PostgresSink(cfg.postgres, dry_run=dry_run),
+            metrics=metrics,
+            stop_requested=stop,
+            tracker=tracker,
+        ).execute()
     if tty or dry_run:
-        typer.echo(
-            summary_table(
+        out = Console(stderr=not dry_run, soft_wrap=False)
+        out.print(
+            summary_view(
                 summary.status,
                 summary.exit_code,
                 summary.duration_seconds,
                 metrics,
                 summary.partitions,
                 dry_run=dry_run,
-            ),
-            err=not dry_run,
+            )
         )
     if summary.exit_code:
         fail(summary.error or summary.status, summary.exit_code)
+
+
+def _snapshot(source: KafkaSource, metrics: RunMetrics) -> Callable[[], Snapshot]:
+    """What the live view reads on each refresh (from its own thread: plain reads only)."""
+
+    def read() -> Snapshot:
+        return Snapshot(
+            parts=[dataclasses.replace(p) for p in source.progress()],
+            bytes_read=int(metrics.get("etl_bytes_consumed")),
+            rejected=sum(metrics.rejected().values()),
+        )
+
+    return read
 
 
 def _pushgateway_for(pgw: PushgatewayConfig, aim: Aim) -> PushgatewayConfig:

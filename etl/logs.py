@@ -68,6 +68,7 @@ class RepeatCollapser(logging.Filter):
         super().__init__()
         self._clock = clock
         self._seen: dict[tuple[int, str], tuple[float, int]] = {}
+        self._last_held: dict[tuple[int, str], logging.LogRecord] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(KAFKA_LOGGER):
@@ -77,13 +78,34 @@ class RepeatCollapser(logging.Filter):
         first, held = self._seen.get(key, (now, -1))
         if held >= 0 and now - first < REPEAT_WINDOW_SECONDS:
             self._seen[key] = (first, held + 1)
+            self._last_held[key] = record
             return False
         self._seen[key] = (now, 0)
+        self._last_held.pop(key, None)
         if held > 0:
-            fields = dict(getattr(record, "fields", {}))
-            fields["repeated"] = held
-            record.fields = fields
+            _count_into(record, held)
         return True
+
+    def drain(self) -> list[logging.LogRecord]:
+        """The last held-back line of each message, with its count; the counts start again.
+
+        Called when a command ends, so a repeat that never came back after its window is still
+        told with its count.
+        """
+        out = []
+        for key, record in self._last_held.items():
+            first, held = self._seen[key]
+            _count_into(record, held)
+            self._seen[key] = (first, 0)
+            out.append(record)
+        self._last_held.clear()
+        return out
+
+
+def _count_into(record: logging.LogRecord, held: int) -> None:
+    fields = dict(getattr(record, "fields", {}))
+    fields["repeated"] = held
+    record.fields = fields
 
 
 def _without_counters(message: str) -> str:
@@ -108,6 +130,19 @@ def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
     root.setLevel(level.upper())
     root.propagate = False
     _json_in_effect = use_json
+
+
+def flush_repeats() -> None:
+    """Write the counts of librdkafka lines held back since their last appearance."""
+    for handler in logging.getLogger("etl").handlers:
+        for found in handler.filters:
+            if isinstance(found, RepeatCollapser):
+                for record in found.drain():
+                    handler.acquire()
+                    try:
+                        handler.emit(record)
+                    finally:
+                        handler.release()
 
 
 def reset() -> None:
