@@ -57,18 +57,16 @@ class _Totals:
         self.left = self.planned - self.done
 
 
-def render_view(topic: str, snap: Snapshot, elapsed: float, width: int = 30) -> RenderableType:
-    """The bar line and the partition table for one moment of the run."""
-    head = Table.grid(padding=(0, 2))
+def render_view(topic: str, snap: Snapshot, elapsed: float) -> RenderableType:
+    """The bar line, the counts line and the partition table for one moment of the run."""
     if not snap.parts:
-        for _ in range(3):
-            head.add_column(no_wrap=True)
-        head.add_row(
-            Text(topic, style="bold"),
-            Text("waiting for the partition assignment", style="yellow"),
-            Text(f"elapsed {clock_text(elapsed)}", style="dim"),
+        return Text.assemble(
+            (topic, "bold"),
+            ("  waiting for the partition assignment", "yellow"),
+            (f"  elapsed {clock_text(elapsed)}", "dim"),
+            no_wrap=True,
+            overflow="ellipsis",
         )
-        return head
     totals = _Totals(
         planned=sum(max(0, p.stop - p.start) for p in snap.parts),
         done=sum(max(0, min(p.next, p.stop) - p.start) for p in snap.parts),
@@ -78,19 +76,24 @@ def render_view(topic: str, snap: Snapshot, elapsed: float, width: int = 30) -> 
     share = totals.done / totals.planned if totals.planned else 1.0
     mb = snap.bytes_read / 1e6
     planned_mb = mb / totals.done * totals.planned if totals.done else 0.0
-    for _ in range(8):
-        head.add_column(no_wrap=True, overflow="ellipsis")
-    head.add_row(
+    bar = Table.grid(padding=(0, 1), expand=True)
+    bar.add_column(no_wrap=True, overflow="ellipsis", max_width=40)
+    bar.add_column(ratio=1)
+    bar.add_column(no_wrap=True)
+    bar.add_row(
         Text(topic, style="bold"),
-        ProgressBar(total=max(totals.planned, 1), completed=totals.done, width=width),
-        Text(f"{share * 100:5.1f}%"),
-        Text(f"{totals.done:,}/{totals.planned:,} msg"),
-        Text(f"{mb:,.1f}/~{planned_mb:,.1f} MB"),
-        Text(f"{rate:,.0f} msg/s {mb / elapsed if elapsed > 0 else 0.0:,.1f} MB/s"),
-        Text(f"elapsed {clock_text(elapsed)}  ETA {eta}"),
-        Text(f"rejected {snap.rejected:,}", style="red" if snap.rejected else "dim"),
+        ProgressBar(total=max(totals.planned, 1), completed=totals.done),
+        Text(f"{share * 100:5.1f}%  {totals.done:,}/{totals.planned:,} msg"),
     )
-    return Group(head, partition_table(snap.parts))
+    counts = Text.assemble(
+        f"{mb:,.1f}/~{planned_mb:,.1f} MB  ",
+        f"{rate:,.0f} msg/s {mb / elapsed if elapsed > 0 else 0.0:,.1f} MB/s  ",
+        f"elapsed {clock_text(elapsed)}  ETA {eta}  ",
+        (f"rejected {snap.rejected:,}", "red" if snap.rejected else "dim"),
+        no_wrap=True,
+        overflow="ellipsis",
+    )
+    return Group(bar, counts, partition_table(snap.parts))
 
 
 def partition_table(parts: Sequence[PartitionProgress]) -> Table:

@@ -68,6 +68,15 @@ def etl_command(
     )
 
 
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The failure's one line; with JSON logs the same failure follows as the last line, JSON."""
+    *_, line, last = result.stderr.strip().splitlines()
+    event = orjson.loads(last)
+    assert (event["event"], event["exit_code"]) == ("command failed", result.returncode)
+    assert line == f"etl: error: {event['error']}"
+    return line
+
+
 def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     for line in result.stderr.splitlines():
         if line.startswith("{") and '"event":"run finished"' in line:
@@ -242,8 +251,7 @@ def test_postgres_down_exits_4_and_commits_no_offset(
     env = etl_env(topic, ETL_POSTGRES__DSN="postgresql://postgres:pw@127.0.0.1:1/postgres")
     result = run_etl(env)
     assert result.returncode == 4
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("etl: error: PostgreSQL unavailable")
+    assert error_line(result).startswith("etl: error: PostgreSQL unavailable")
     assert "pw" not in result.stderr.replace("PostgreSQL", "")
     assert committed(services, group, topic, 3) == {0: -1001, 1: -1001, 2: -1001}
     assert pushed(services, env["ETL_PUSHGATEWAY__JOB"])["etl_run_exit_code"] == 4
@@ -253,7 +261,7 @@ def test_kafka_unreachable_exits_3(etl_env: Env) -> None:
     env = etl_env("any", ETL_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:1")
     result = run_etl(env)
     assert result.returncode == 3, result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("etl: error: cannot reach Kafka")
+    assert error_line(result).startswith("etl: error: cannot reach Kafka")
 
 
 def test_missing_topic_exits_3(etl_env: Env) -> None:
@@ -363,7 +371,7 @@ def test_an_unknown_librdkafka_property_is_a_usage_error(etl_env: Env, tracker: 
     env = etl_env("any", ETL_KAFKA__CLIENT__FOO_BAR="1", ETL_TRACKER__TOPIC=tracker)
     result = run_etl(env)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert error_line(result) == (
         'etl: error: kafka.client: No such configuration property: "foo.bar"'
     )
 
