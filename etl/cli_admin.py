@@ -52,7 +52,8 @@ def db_init(config: ConfigOption = None, dsn: DsnOption = None) -> None:
 @db_app.command("migrate", epilog=epilog(_PG, _SCHEMA))
 def db_migrate(
     to: Annotated[
-        str, typer.Option("--to", help=f"Target version 0..{LATEST}, or 'latest'.")
+        str,
+        typer.Option("--to", help=f"Target version 0..{LATEST}, or 'latest'.", metavar="N|latest"),
     ] = "latest",
     yes: YesOption = False,
     config: ConfigOption = None,
@@ -101,8 +102,9 @@ MaxAge = Annotated[
     str | None,
     typer.Option(
         "--max-age",
-        help=f"PostgreSQL-style interval, e.g. '7 days', '1 day 12 hours' [default: "
-        f"{cleanup.DEFAULT_MAX_AGE}].",
+        metavar="INTERVAL",
+        help=f"PostgreSQL-style interval, e.g. '7 days', '1 day 12 hours' (default: "
+        f"{cleanup.DEFAULT_MAX_AGE}).",
         show_default=False,
     ),
 ]
@@ -124,7 +126,9 @@ ChunkSize = Annotated[
 Output = Annotated[
     str,
     typer.Option(
-        "--output", help="Dry-run listing: auto (table on a TTY, else JSON lines), table, json."
+        "--output",
+        help="Dry-run listing: auto (table on a TTY, else JSON lines), table, json.",
+        metavar="auto|table|json",
     ),
 ]
 DEFAULT_LIMIT = 100

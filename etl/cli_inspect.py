@@ -26,7 +26,7 @@ from etl.cli_run import (
 from etl.errors import ConfigError
 from etl.render import duration_text, json_lines, table_lines
 
-Output = Annotated[str, typer.Option("--output", help="table or json")]
+Output = Annotated[str, typer.Option("--output", help="table or json", metavar="table|json")]
 
 
 def plan(

@@ -138,9 +138,9 @@ class KafkaSource:
                 return
             if self._aim.explicit and exc.args and exc.args[0].code() in _REBALANCE_CODES:
                 raise KafkaUnavailable(
-                    f"offset commit failed: {describe(exc)}: group {self._cfg.group_id!r} has"
-                    " live members, which refuse commits from a run outside the group; the"
-                    " rows are stored: stop those consumers and run again, or use another"
+                    f"offset commit failed: group {self._cfg.group_id!r} has live members, so"
+                    f" the broker refuses commits from a run outside it ({describe(exc)});"
+                    " the rows are stored: stop those consumers and run again, or use another"
                     " --group (or --no-commit)"
                 ) from exc
             raise KafkaUnavailable(f"offset commit failed: {describe(exc)}") from exc

@@ -326,7 +326,7 @@ def test_explicit_commit_refused_by_a_live_group_fails_instead_of_passing_silent
         member.close()
     assert result.returncode == 3, result.stderr
     line = error_line(result)
-    assert "offset commit failed: Broker: Unknown member" in line
-    assert f"group '{group}' has live members" in line
+    assert line.startswith(f"etl: error: offset commit failed: group '{group}' has live members")
+    assert "(Commit failed: Broker: Unknown member)" in line
     assert "stop those consumers and run again, or use another --group" in line
     assert len(rows(schema_db)) == 20  # the rows are stored; only the commit was refused
