@@ -101,7 +101,14 @@ class EtlGroup(TyperGroup):
         self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
     ) -> NoReturn:
         logs.reset()
-        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = self._run(list(sys.argv[1:] if args is None else args), prog_name, **extra)
+        finally:
+            logs.flush_repeats()
+            logs.reset()  # in-process callers (tests) get the logging they had
+        sys.exit(code)
+
+    def _run(self, argv: list[str], prog_name: str | None, **extra: Any) -> int:
         _plain_flags(self, typer.Context(self))
         try:
             code = super().main(argv, prog_name or "etl", standalone_mode=False, **extra)
@@ -109,18 +116,17 @@ class EtlGroup(TyperGroup):
             ctx = getattr(exc, "ctx", None)
             if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
                 typer.echo(ctx.get_help())
-                sys.exit(0)
+                return 0
             code = exc.exit_code if exc.exit_code != 1 else EXIT_USAGE
             report(_usage_text(exc, argv), code)
-            sys.exit(code)
+            return int(code)
         except EtlError as exc:
             report(str(exc), exc.exit_code)
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         except typer.Abort:
             report("aborted", 1)
-            sys.exit(1)
-        logs.flush_repeats()
-        sys.exit(code if isinstance(code, int) else 0)
+            return 1
+        return code if isinstance(code, int) else 0
 
 
 def _usage_text(exc: typer.TyperException, argv: list[str]) -> str:

@@ -149,7 +149,10 @@ def reset() -> None:
     """Forget the set-up (each command invocation starts from the environment again)."""
     global _json_in_effect  # noqa: PLW0603
     _json_in_effect = None
-    logging.getLogger("etl").handlers[:] = []
+    root = logging.getLogger("etl")
+    root.handlers[:] = []
+    root.setLevel(logging.NOTSET)
+    root.propagate = True
 
 
 def json_in_effect() -> bool:
