@@ -27,7 +27,7 @@ from etl.aim import Aim, aim_from_options
 from etl.cli_common import ConfigOption, DsnOption, fail, handled, load
 from etl.config import Config, PushgatewayConfig
 from etl.errors import exit_codes_help
-from etl.logs import setup_logging
+from etl.logs import flush_repeats, setup_logging
 from etl.metrics import RunMetrics
 from etl.progress import LiveView, Snapshot
 from etl.run import Run, RunSettings
@@ -223,6 +223,7 @@ def run(
             stop_requested=stop,
             tracker=tracker,
         ).execute()
+    flush_repeats()  # librdkafka's held-back repeats, counted, before the summary
     if tty or dry_run:
         out = Console(stderr=not dry_run, soft_wrap=False)
         out.print(

@@ -12,8 +12,6 @@ and in `Config.masked`, which is what ``etl config show`` and the logs print.
 
 from __future__ import annotations
 
-import difflib
-import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -23,6 +21,7 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from etl.errors import ConfigError
+from etl.suggest import closest
 
 ENV_PREFIX = "ETL_"
 MASK = "***"
@@ -323,20 +322,9 @@ def _env_names() -> list[str]:
 
 
 def _hint(typed: str, known: Iterable[str], spell: Callable[[str], str] = lambda k: k) -> str:
-    """`` (did you mean X?)`` for the closest known name; names only, never a value.
-
-    Underscores count as one separator, so ``ETL_KAFKA_TOPIC`` finds ``ETL_KAFKA__TOPIC``.
-    """
-    names = list(known)
-    squeezed = {re.sub("_+", "_", n.lower()): n for n in names}
-    exact = squeezed.get(re.sub("_+", "_", typed.lower()))
-    if exact is not None:
-        return f" (did you mean {spell(exact)}?)"
-    close = difflib.get_close_matches(typed.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
-    if not close:
-        return ""
-    match = next(n for n in names if n.lower() == close[0])
-    return f" (did you mean {spell(match)}?)"
+    """`` (did you mean X?)`` for the closest known name, or nothing."""
+    match = closest(typed, known)
+    return f" (did you mean {spell(match)}?)" if match is not None else ""
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

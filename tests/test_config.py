@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.config import load_config
 from etl.errors import ConfigError
+from etl.suggest import closest
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -188,3 +189,12 @@ def test_an_etl_variable_that_names_no_key_is_reported(var: str, hint: str) -> N
 def test_the_dev_scripts_variables_are_not_configuration() -> None:
     cfg = load_config(None, {"ETL_SERVICES_DIR": "/tmp/x", "ETL_KAFKA_PORT": "1", "ETL_CONFIG": ""})
     assert cfg.kafka.topic == "ccx.ocp.results"
+
+
+def test_closest_name_ignores_case_and_underscore_runs_and_gives_up_when_far() -> None:
+    assert closest("ETL_KAFKA_TOPIC", ["ETL_KAFKA__TOPIC", "ETL_KAFKA__GROUP_ID"]) == (
+        "ETL_KAFKA__TOPIC"
+    )
+    assert closest("topik", ["topic", "group_id"]) == "topic"
+    assert closest("dns", ["dsn", "connect_timeout_seconds"]) == "dsn"
+    assert closest("color", ["topic", "group_id"]) is None
