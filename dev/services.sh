@@ -4,9 +4,10 @@
 #   Apache Kafka    a single KRaft node from the Maven Central jars listed in dev/pom.xml
 #   Pushgateway     Debian's prometheus-pushgateway
 #
-# Usage: dev/services.sh install|start|stop [SERVICE...]|status|running|env
+# Usage: dev/services.sh install|start [SERVICE...]|stop [SERVICE...]|status|running|env
 #   install  apt + mvn: fetch what is missing (idempotent, cached in ~/.m2)
-#   start    start all three (installs first if needed), wait until they answer, print the env vars
+#   start    start all three, or only the ones named (installs first if needed), wait until they
+#            answer, print the env vars
 #   stop     stop all three, or only the ones named (postgres, kafka, pushgateway)
 #   running  print the names of the services that answer now, one per line
 #   env      print the env vars to export (eval "$(dev/services.sh env)"); after dev/demo.sh
@@ -43,7 +44,7 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-install() {
+install() { # install [no-jars]: the Debian packages, then the Kafka jars unless "no-jars"
   local missing=()
   pg_bin >/dev/null || missing+=(postgresql)
   command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
@@ -54,7 +55,7 @@ install() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  if [ ! -f "$kafka_libs/.complete" ]; then
+  if [ "${1:-}" != no-jars ] && [ ! -f "$kafka_libs/.complete" ]; then
     log "fetching Kafka jars with mvn"
     mkdir -p "$kafka_libs"
     mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_libs" \
@@ -205,11 +206,19 @@ stop_services() { # stop_services [postgres|kafka|pushgateway ...] (none named: 
 case "${1:-}" in
   install) install ;;
   start)
-    install
-    start_pg
-    start_kafka
-    start_pushgateway
-    log "PostgreSQL, Kafka and Pushgateway are up (state in $state)"
+    shift
+    names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=(postgres kafka pushgateway)
+    if [[ " ${names[*]} " == *" kafka "* ]]; then install; else install no-jars; fi
+    for name in "${names[@]}"; do
+      case "$name" in
+        postgres) start_pg ;;
+        kafka) start_kafka ;;
+        pushgateway) start_pushgateway ;;
+        *) log "unknown service $name"; exit 2 ;;
+      esac
+    done
+    log "${names[*]} up (state in $state)"
     print_env
     ;;
   stop)
@@ -224,7 +233,7 @@ case "${1:-}" in
     ;;
   env) print_env ;;
   *)
-    echo "usage: $0 install|start|stop [SERVICE...]|status|running|env" >&2
+    echo "usage: $0 install|start [SERVICE...]|stop [SERVICE...]|status|running|env" >&2
     exit 2
     ;;
 esac
