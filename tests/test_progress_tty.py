@@ -67,7 +67,7 @@ def test_a_run_on_a_terminal_shows_live_progress_then_one_summary(
     topic = make_topic(2)
     produce(topic, [(0, BAD[1]), (0, BAD[2])] + [(i % 2, good(i)) for i in range(698)])
     env = etl_env(topic, ETL_LOG__FORMAT="auto", ETL_BATCH__MAX_MESSAGES="100")
-    for name in ("COLUMNS", "LINES"):  # the terminal's own size decides, as for a person
+    for name in ("COLUMNS", "LINES", "TERM"):  # the terminal decides, as for a person
         env.pop(name, None)
     script = tmp_path / "run.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
