@@ -21,6 +21,7 @@ from tests.helpers.runs import (
     ETL,
     Env,
     committed,
+    error_line,
     good,
     pushed,
     rejections,
@@ -153,8 +154,7 @@ def test_postgres_down_exits_4_and_commits_no_offset(
     env = etl_env(topic, ETL_POSTGRES__DSN="postgresql://postgres:pw@127.0.0.1:1/postgres")
     result = run_etl(env)
     assert result.returncode == 4
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("etl: error: PostgreSQL unavailable")
+    assert error_line(result).startswith("etl: error: PostgreSQL unavailable")
     assert "pw" not in result.stderr.replace("PostgreSQL", "")
     assert committed(services, group, topic, 3) == {0: -1001, 1: -1001, 2: -1001}
     assert pushed(services, env["ETL_PUSHGATEWAY__JOB"])["etl_run_exit_code"] == 4
@@ -164,7 +164,7 @@ def test_kafka_unreachable_exits_3(etl_env: Env) -> None:
     env = etl_env("any", ETL_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:1")
     result = run_etl(env)
     assert result.returncode == 3, result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("etl: error: cannot reach Kafka")
+    assert error_line(result).startswith("etl: error: cannot reach Kafka")
 
 
 def test_missing_topic_exits_3(etl_env: Env) -> None:
@@ -274,7 +274,7 @@ def test_an_unknown_librdkafka_property_is_a_usage_error(etl_env: Env, tracker: 
     env = etl_env("any", ETL_KAFKA__CLIENT__FOO_BAR="1", ETL_TRACKER__TOPIC=tracker)
     result = run_etl(env)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert error_line(result) == (
         'etl: error: kafka.client: No such configuration property: "foo.bar"'
     )
 

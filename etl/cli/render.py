@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from itertools import islice
+from typing import Any
 
 import orjson
 import tomli_w
@@ -26,33 +27,55 @@ def json_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
         yield orjson.dumps(row, default=str).decode()
 
 
-def table_lines(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    """A header and one aligned line per row, streamed: widths come from the column names.
+def table_lines(
+    columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, sample: int = 1000
+) -> Iterator[str]:
+    """A header and one aligned line per row: each column as wide as its widest cell.
 
-    Cells wider than their column push the line right rather than buffering every row.
+    Widths come from the header and the first ``sample`` rows, which are held to measure them;
+    the rest is streamed, and a later cell wider than its column pushes its line right. Columns
+    whose cells are all numbers are right-aligned, like psql does; ``-`` stands for null.
     """
-    widths = [max(len(c), _WIDTHS.get(c, 0)) for c in columns]
-    yield "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
-    for row in rows:
-        cells = (_cell(row.get(c)) for c in columns)
-        yield "  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip()
+    it = iter(rows)
+    head = [[row.get(c) for c in columns] for row in islice(it, sample)]
+    numeric = [
+        all(_is_number(r[i]) for r in head if r[i] is not None)
+        and any(r[i] is not None for r in head)
+        for i in range(len(columns))
+    ]
+    cells = [[_cell(v) for v in r] for r in head]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    yield line(columns)
+    for values in cells:
+        yield line(values)
+    for row in it:
+        yield line([_cell(row.get(c)) for c in columns])
 
 
-_WIDTHS: Final = {
-    "org_id": 10,
-    "account_number": 10,
-    "cluster": 36,
-    "updated_at": 26,
-    "rejected_at": 32,
-    "topic": 20,
-    "error_id": 8,
-    "age_days": 8,
-}
+def duration_text(seconds: float) -> str:
+    """``0.4s``, ``12.3s``, ``4m05s``, ``2h03m``: short and exact enough for a run."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole // 60 % 60:02d}m"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.isoformat(" ")
+        return value.isoformat(" ", timespec="seconds")
     return str(value)

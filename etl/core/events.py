@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 RUN_ID: Final[ContextVar[int | None]] = ContextVar("etl_run_id", default=None)
+# The logger librdkafka's own lines go through, in every command that opens a Kafka client.
+LIBRDKAFKA: Final = "etl.librdkafka"
 
 
 class EventLogger:

@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, KafkaUnavailable
 from etl.core.plan import Aim, Watermarks, plan_partition
@@ -44,7 +45,7 @@ def consumer_config(cfg: KafkaConfig, **extra: Any) -> dict[str, Any]:
         "enable.partition.eof": True,
         "auto.offset.reset": cfg.auto_offset_reset,
         "isolation.level": cfg.isolation_level,
-        "logger": logging.getLogger("etl.librdkafka"),  # librdkafka logs through our format
+        "logger": logging.getLogger(events.LIBRDKAFKA),  # librdkafka logs through our format
         **extra,
     }
 
@@ -89,7 +90,7 @@ def probe(cfg: KafkaConfig, timeout: float) -> str:
     conf: dict[str, Any] = {
         **cfg.client,
         "bootstrap.servers": cfg.bootstrap_servers,
-        "logger": logging.getLogger("etl.librdkafka"),
+        "logger": logging.getLogger(events.LIBRDKAFKA),
     }
     parts = topic_partitions(AdminClient(conf), cfg, timeout)
     return f"{cfg.bootstrap_servers} topic {cfg.topic!r} has {len(parts)} partition(s) {parts}"

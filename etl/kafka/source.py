@@ -136,6 +136,13 @@ class KafkaSource:
                     extra={"fields": {"error": describe(exc)}},
                 )
                 return
+            if self._aim.explicit and exc.args and exc.args[0].code() in _REBALANCE_CODES:
+                raise KafkaUnavailable(
+                    f"offset commit failed: group {self._cfg.group_id!r} has live members, so"
+                    f" the broker refuses commits from a run outside it ({describe(exc)});"
+                    " the rows are stored: stop those consumers and run again, or use another"
+                    " --group (or --no-commit)"
+                ) from exc
             raise KafkaUnavailable(f"offset commit failed: {describe(exc)}") from exc
 
     def progress(self) -> Sequence[PartitionProgress]:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaException, Producer
 
+from etl.core import events
 from etl.core.config import KafkaConfig, TrackerConfig
 from etl.core.ports import NullTracker, Tracker
 from etl.kafka.offsets import client_error
@@ -39,7 +40,7 @@ class KafkaTracker:
             "bootstrap.servers": kafka.bootstrap_servers,
             "linger.ms": 50,
             "message.timeout.ms": int(cfg.timeout_seconds * 1000),
-            "logger": logging.getLogger("etl.librdkafka"),
+            "logger": logging.getLogger(events.LIBRDKAFKA),
         }
         try:
             self._producer = Producer(settings)

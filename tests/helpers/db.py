@@ -38,8 +38,9 @@ def extra_database(admin_dsn: str) -> Iterator[str]:
 
 
 def etl(dsn: str, *args: str, **env: str | None) -> Result:
-    """Run ``etl ARGS`` in-process against ``dsn``, as a user would."""
-    return CliRunner().invoke(app, list(args), env={"ETL_POSTGRES__DSN": dsn, **env})
+    """Run ``etl ARGS`` in-process against ``dsn``, as a user would, with text logs."""
+    env = {"ETL_POSTGRES__DSN": dsn, "ETL_LOG__FORMAT": "text", **env}
+    return CliRunner().invoke(app, list(args), env=env)
 
 
 def query(dsn: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
