@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+# The locked versions (hashes checked), then the package itself on top, without resolving again.
+python3 -m pip install -q --disable-pip-version-check --require-hashes -r requirements/dev.txt
+python3 -m pip install -q --disable-pip-version-check --no-deps -e .
 
 started=0
 if [ -z "${ETL_KAFKA__BOOTSTRAP_SERVERS:-}" ] || [ -z "${ETL_POSTGRES__DSN:-}" ] ||
@@ -19,4 +21,5 @@ trap cleanup EXIT
 ruff format --check .
 ruff check .
 mypy
+bash dev/check-deploy.sh # Containerfile, manifests, alerts, dashboard
 python3 -m pytest "$@"
