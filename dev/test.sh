@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+# The locked versions (hashes checked), then the package itself on top, without resolving again.
+python3 -m pip install -q --disable-pip-version-check --require-hashes -r requirements/dev.txt
+python3 -m pip install -q --disable-pip-version-check --no-deps -e .
 # The terminal tests drive `etl run` in tmux.
 if ! command -v tmux >/dev/null; then
   apt-get update -qq
@@ -31,6 +33,7 @@ fi
 ruff format --check .
 ruff check .
 mypy
+bash dev/check-deploy.sh # Containerfile, manifests, alerts, dashboard
 # Coverage includes the `etl` subprocesses the integration tests start; CI holds it to a floor.
 cov=(--cov --cov-report=term)
 [ "${CI:-}" = true ] && cov+=(--cov-fail-under=90)
