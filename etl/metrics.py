@@ -9,6 +9,7 @@ run's exit code. Metrics never decide control flow.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from prometheus_client.exposition import pushadd_to_gateway
 from etl.core.config import PushgatewayConfig
 from etl.core.counts import COUNTS, RunCounts
 from etl.core.errors import PushgatewayUnavailable
+from etl.core.plan import Aim
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,20 @@ def registry_for(counts: RunCounts) -> CollectorRegistry:
             registry=registry,
         ).set(counts.succeeded_at)
     return registry
+
+
+def pushgateway_for(pgw: PushgatewayConfig, aim: Aim) -> PushgatewayConfig:
+    """Where a run's metrics go, so a trial or a backfill never poses as the scheduled job.
+
+    A dry run pushes nothing. An explicitly assigned run (backfill, replay) pushes under an
+    extra grouping label ``mode``, beside the scheduled job's series instead of over them.
+    """
+    if aim.dry_run:
+        return dataclasses.replace(pgw, url="")
+    if aim.explicit:
+        mode = "replay" if aim.replay is not None else "backfill"
+        return dataclasses.replace(pgw, grouping_key={**pgw.grouping_key, "mode": mode})
+    return pgw
 
 
 class RunMetrics:

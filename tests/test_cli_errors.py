@@ -35,6 +35,11 @@ def invoke(*args: str, fmt: str = "text", **env: str):  # type: ignore[no-untype
             "etl: error: cleanup new-reports: No such option: --max-agee",
         ),
         (["runs", "--limit", "x"], "etl: error: runs: Invalid value for '--limit'"),
+        (["plan", "--output", "xml"], "etl: error: plan: Invalid value for '--output'"),
+        (
+            ["cleanup", "reported", "--output", "yaml"],
+            "etl: error: cleanup reported: Invalid value for '--output'",
+        ),
         (["nope"], "etl: error: No such command 'nope'."),
     ],
 )

@@ -8,7 +8,6 @@ Usage errors (bad ``--to``, ``--max-age``, a missing ``--yes``) exit 2 before an
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Annotated
 import typer
 
 from etl.cli import check as checks
-from etl.cli.common import ConfigOption, DsnOption, epilog, handled, load
+from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, handled, load
 from etl.cli.logs import setup_logging
 from etl.cli.render import json_lines, table_lines, to_toml
 from etl.core.errors import ConfigError
@@ -123,14 +122,6 @@ CountOnly = Annotated[
 ChunkSize = Annotated[
     int, typer.Option("--chunk-size", min=1, help="Rows deleted per transaction.")
 ]
-Output = Annotated[
-    str,
-    typer.Option(
-        "--output",
-        help="Dry-run listing: auto (table on a TTY, else JSON lines), table, json.",
-        metavar="auto|table|json",
-    ),
-]
 DEFAULT_LIMIT = 100
 _CLEANUP_EPILOG = epilog(_PG, _MISSING)
 
@@ -144,7 +135,7 @@ class _Request:
     count_only: bool = False
     limit: int = DEFAULT_LIMIT
     chunk_size: int = cleanup.DEFAULT_CHUNK_SIZE
-    output: str = "auto"
+    output: OutputFormat = OutputFormat.AUTO
     path: Path | None = None
     dsn: str | None = None
 
@@ -152,8 +143,6 @@ class _Request:
 def _cleanup(name: str, req: _Request) -> None:
     with handled():
         interval = cleanup.parse_max_age(req.max_age or cleanup.DEFAULT_MAX_AGE)
-        if req.output not in ("auto", "table", "json"):
-            raise ConfigError(f"--output: expected auto, table or json, got {req.output!r}")
         cfg = load(req.path, req.dsn)
         target = cleanup.TARGETS[name]
         with admin.connect(cfg.postgres) as conn:
@@ -181,8 +170,10 @@ def _cleanup(name: str, req: _Request) -> None:
     )
 
 
-def _print_listing(target: cleanup.Target, rows: Iterator[dict[str, object]], output: str) -> int:
-    use_table = output == "table" or (output == "auto" and sys.stdout.isatty())
+def _print_listing(
+    target: cleanup.Target, rows: Iterator[dict[str, object]], output: OutputFormat
+) -> int:
+    use_table = output.as_table()
     count = 0
 
     def counted() -> Iterator[dict[str, object]]:
@@ -210,7 +201,7 @@ def _cleanup_command(target: str, doc: str) -> Callable[..., None]:
         count: CountOnly = False,
         limit: Limit = DEFAULT_LIMIT,
         chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
-        output: Output = "auto",
+        output: Output = OutputFormat.AUTO,
         config: ConfigOption = None,
         dsn: DsnOption = None,
     ) -> None:
@@ -235,7 +226,7 @@ def cleanup_reported(
     count: CountOnly = False,
     limit: Limit = DEFAULT_LIMIT,
     chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
-    output: Output = "auto",
+    output: Output = OutputFormat.AUTO,
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Empty the whole table (needs --yes).")
     ] = False,

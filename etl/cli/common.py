@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -28,6 +29,27 @@ from typer.core import TyperGroup
 from etl.cli import logs
 from etl.core.config import Config, load_config
 from etl.core.errors import ConfigError, EtlError
+
+
+class OutputFormat(StrEnum):
+    """How a listing is printed: aligned table, JSON lines, or a table only on a terminal."""
+
+    AUTO = "auto"
+    TABLE = "table"
+    JSON = "json"
+
+    def as_table(self) -> bool:
+        return self is OutputFormat.TABLE or (self is OutputFormat.AUTO and sys.stdout.isatty())
+
+
+Output = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output",
+        help="table, json (one object per line), or auto: a table on a terminal, else json.",
+        metavar="auto|table|json",
+    ),
+]
 
 ConfigOption = Annotated[
     Path | None,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from etl.cli.common import ConfigOption, DsnOption, epilog, handled
+from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, handled
 from etl.cli.render import duration_text, json_lines, table_lines
 from etl.cli.run import (
     FromBeginning,
@@ -27,8 +27,6 @@ from etl.kafka import offsets
 from etl.pg import admin, ledger
 from etl.pg.cleanup import parse_max_age
 
-Output = Annotated[str, typer.Option("--output", help="table or json", metavar="table|json")]
-
 
 def plan(
     config: ConfigOption = None,
@@ -39,7 +37,7 @@ def plan(
     from_beginning: FromBeginning = False,
     partitions: Partitions = None,
     group: Group = None,
-    output: Output = "table",
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """Show per partition where `etl run` with these options would start and stop; reads nothing."""
     with handled():
@@ -52,8 +50,6 @@ def plan(
             from_beginning=from_beginning,
             partitions=partitions,
         )
-        if output not in ("table", "json"):
-            raise ConfigError("--output: must be table or json")
         consumer = offsets.open_consumer(cfg.kafka)
         try:
             existing = offsets.topic_partitions(consumer, cfg.kafka)
@@ -66,9 +62,9 @@ def plan(
             "partition": i.progress.partition,
             "start": i.progress.start,
             "stop": i.progress.stop,
-            "messages": i.progress.stop - i.progress.start,
-            "committed": i.marks.committed if i.marks.committed >= 0 else None,
-            "lag": i.marks.high - max(i.marks.committed, i.marks.low),
+            "messages": i.messages,
+            "committed": i.committed,
+            "lag": i.lag,
             "note": i.note,
         }
         for i in planned
@@ -80,7 +76,7 @@ def plan(
     }
     columns = ["partition", "start", "stop", "messages", "committed", "lag", "note"]
     lines = (
-        json_lines([*rows, totals]) if output == "json" else table_lines(columns, [*rows, totals])
+        table_lines(columns, [*rows, totals]) if output.as_table() else json_lines([*rows, totals])
     )
     for line in lines:
         typer.echo(line)
@@ -120,7 +116,7 @@ def runs_list(
             metavar="TIME|AGE",
         ),
     ] = None,
-    output: Output = "table",
+    output: Output = OutputFormat.TABLE,
     dsn: DsnOption = None,
 ) -> None:
     """List recent runs from the runs table, newest first."""
@@ -128,12 +124,10 @@ def runs_list(
         where = ledger.RunFilter(status, topic, group, _since(since) if since else None)
         if status is not None and status not in ledger.STATUSES:
             raise ConfigError(f"--status: expected one of {', '.join(ledger.STATUSES)}")
-        if output not in ("table", "json"):
-            raise ConfigError("--output: must be table or json")
         cfg = config_with(config, dsn=dsn)
         with admin.connect(cfg.postgres) as conn:
             records = ledger.recent(conn, limit, where)
-    if output == "json":
+    if not output.as_table():
         for line in json_lines(_run_row(r, for_json=True) for r in records):
             typer.echo(line)
         return

@@ -26,14 +26,14 @@ from etl.cli.common import ConfigOption, DsnOption, fail, handled, load
 from etl.cli.logs import flush_repeats, setup_logging
 from etl.cli.progress import LiveView, Snapshot
 from etl.cli.summary import summary_view
-from etl.core.config import Config, PushgatewayConfig
+from etl.core.config import Config
 from etl.core.counts import RunCounts
 from etl.core.errors import exit_codes_help
-from etl.core.plan import Aim, aim_from_options
+from etl.core.plan import aim_from_options, recorded_options
 from etl.core.ports import NullTracker
 from etl.kafka.source import KafkaSource
 from etl.kafka.tracker import open_tracker
-from etl.metrics import RunMetrics
+from etl.metrics import RunMetrics, pushgateway_for
 from etl.pg import admin, ledger
 from etl.pg.sink import PostgresSink
 from etl.pipeline import Run, RunSettings
@@ -189,20 +189,18 @@ def run(
     setup_logging(cfg.log.level, cfg.log.format)
     stop = StopFlag()
     stop.install()
-    options = {
-        k: v
-        for k, v in {
+    options = recorded_options(
+        {
             "until_offset": until_offset,
             "from_offset": from_offset,
             "from_timestamp": from_timestamp,
             "until_timestamp": until_timestamp,
-            "from_beginning": from_beginning or None,
+            "from_beginning": from_beginning,
             "partitions": partitions,
-            "no_commit": no_commit or None,
+            "no_commit": no_commit,
             "replay_run": replay_run,
-        }.items()
-        if v is not None
-    }
+        }
+    )
     settings = RunSettings(
         topic=cfg.kafka.topic,
         max_messages=cfg.batch.max_messages,
@@ -221,7 +219,7 @@ def run(
             settings,
             source=source,
             sink=PostgresSink(cfg.postgres, dry_run=dry_run),
-            publisher=RunMetrics(_pushgateway_for(cfg.pushgateway, aim)),
+            publisher=RunMetrics(pushgateway_for(cfg.pushgateway, aim)),
             counts=counts,
             stop_requested=stop,
             tracker=tracker,
@@ -254,20 +252,6 @@ def _snapshot(source: KafkaSource, counts: RunCounts) -> Callable[[], Snapshot]:
         )
 
     return read
-
-
-def _pushgateway_for(pgw: PushgatewayConfig, aim: Aim) -> PushgatewayConfig:
-    """Where this run's metrics go, so a trial or a backfill never poses as the scheduled job.
-
-    A dry run pushes nothing. An explicitly assigned run (backfill, replay) pushes under an
-    extra grouping label ``mode``, beside the scheduled job's series instead of over them.
-    """
-    if aim.dry_run:
-        return dataclasses.replace(pgw, url="")
-    if aim.explicit:
-        mode = "replay" if aim.replay is not None else "backfill"
-        return dataclasses.replace(pgw, grouping_key={**pgw.grouping_key, "mode": mode})
-    return pgw
 
 
 def _replay_ranges(cfg: Config, run_id: int) -> dict[int, tuple[int, int]]:

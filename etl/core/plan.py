@@ -189,6 +189,35 @@ class Watermarks:
     until_time_offset: int | None = None  # ... for --until-timestamp
 
 
+@dataclass(frozen=True)
+class PlannedPartition:
+    """One partition's plan with the broker's answers it came from (what ``etl plan`` shows)."""
+
+    progress: PartitionProgress
+    marks: Watermarks
+    note: str | None
+
+    @property
+    def messages(self) -> int:
+        """Offsets the run would read (transaction markers and aborted records included)."""
+        return self.progress.stop - self.progress.start
+
+    @property
+    def committed(self) -> int | None:
+        return self.marks.committed if self.marks.committed >= 0 else None
+
+    @property
+    def lag(self) -> int:
+        """The group's lag now: end offset minus its committed offset (or the log start)."""
+        return self.marks.high - max(self.marks.committed, self.marks.low)
+
+
+def recorded_options(given: Mapping[str, object]) -> dict[str, object]:
+    """The aiming options a run was started with, as the runs table records them: only those
+    actually given (a flag left off or an option not set is not recorded)."""
+    return {k: v for k, v in given.items() if v is not None and v is not False}
+
+
 def plan_partition(
     partition: int, marks: Watermarks, aim: Aim, auto_offset_reset: str
 ) -> tuple[PartitionProgress, str | None]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -18,8 +17,7 @@ from confluent_kafka.admin import AdminClient
 from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, KafkaUnavailable
-from etl.core.plan import Aim, Watermarks, plan_partition
-from etl.core.ports import PartitionProgress
+from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition
 
 REQUEST_TIMEOUT = 10.0
 # librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
@@ -101,13 +99,6 @@ def check_named_partitions(aim: Aim, existing: Iterable[int], topic: str) -> Non
     missing = sorted(aim.named_partitions() - set(existing))
     if missing:
         raise ConfigError(f"topic {topic!r} has no partition {', '.join(map(str, missing))}")
-
-
-@dataclass(frozen=True)
-class PlannedPartition:
-    progress: PartitionProgress
-    marks: Watermarks
-    note: str | None
 
 
 def plan(
