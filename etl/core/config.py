@@ -71,10 +71,12 @@ class KafkaConfig:
 class PostgresConfig:
     dsn: str = field(default="postgresql://postgres@127.0.0.1:5432/postgres", repr=False)
     connect_timeout_seconds: int = 10
-    # Bounded retries of idempotent operations on transient errors (see errors.py).
-    retry_attempts: int = 5
+    # Transient errors of an idempotent operation are retried until retry_max_seconds have
+    # passed since its first failure (etl.pg.sink); retry_attempts > 0 also caps the attempts.
+    retry_attempts: int = 0
     retry_max_seconds: float = 60.0
-    # A batch statement running longer than this is cancelled (and the batch retried).
+    # A batch statement running longer than this is cancelled; the budget above counts from
+    # that failure, so the batch is retried whatever the two values.
     statement_timeout_seconds: float = 600.0
 
     def __post_init__(self) -> None:
@@ -88,7 +90,7 @@ class PostgresConfig:
         _require(
             self.connect_timeout_seconds > 0, "postgres.connect_timeout_seconds", "must be > 0"
         )
-        _require(self.retry_attempts >= 1, "postgres.retry_attempts", "must be >= 1")
+        _require(self.retry_attempts >= 0, "postgres.retry_attempts", "must be >= 0 (0: no limit)")
         _require(self.retry_max_seconds > 0, "postgres.retry_max_seconds", "must be > 0")
         _require(
             self.statement_timeout_seconds > 0, "postgres.statement_timeout_seconds", "must be > 0"
