@@ -167,9 +167,9 @@ def test_kafka_unreachable_exits_3(etl_env: Env) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("etl: error: cannot reach Kafka")
 
 
-def test_missing_topic_exits_3(etl_env: Env) -> None:
+def test_missing_topic_exits_9(etl_env: Env) -> None:
     result = run_etl(etl_env("etl-test-no-such-topic"))
-    assert result.returncode == 3
+    assert result.returncode == 9
     assert "topic 'etl-test-no-such-topic': does not exist" in result.stderr
 
 

@@ -246,8 +246,15 @@ _CHECK_EPILOG = epilog(
 
 def check(
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds per Kafka/HTTP check.")
-    ] = checks.DEFAULT_TIMEOUT,
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help=f"Total seconds per Kafka and Pushgateway check [default: Kafka "
+            f"{checks.DEFAULT_TIMEOUT:g}, Pushgateway pushgateway.timeout_seconds].",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Check Kafka (topic and partitions), PostgreSQL (schema version) and the Pushgateway."""
@@ -255,9 +262,9 @@ def check(
         cfg = load(config)
     setup_logging(cfg.log.level, cfg.log.format)
     results = [
-        checks.check_kafka(cfg.kafka, timeout),
+        checks.check_kafka(cfg.kafka, timeout or checks.DEFAULT_TIMEOUT),
         checks.check_postgres(cfg.postgres),
-        checks.check_pushgateway(cfg.pushgateway, timeout),
+        checks.check_pushgateway(cfg.pushgateway, timeout or cfg.pushgateway.timeout_seconds),
     ]
     for result in results:
         typer.echo(result.line())

@@ -15,6 +15,7 @@ import typer
 
 from etl.cli.admin import register as register_admin_commands
 from etl.cli.inspect import register as register_inspect_commands
+from etl.cli.logs import escape_controls
 from etl.cli.run import register as register_run_commands
 from etl.core.errors import EtlError
 
@@ -53,5 +54,5 @@ def main() -> None:
     try:
         app()
     except EtlError as exc:
-        typer.echo(f"etl: error: {exc}", err=True)
+        typer.echo(f"etl: error: {escape_controls(str(exc))}", err=True)
         sys.exit(exc.exit_code)

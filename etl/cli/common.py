@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from etl.cli.logs import escape_controls
 from etl.core.config import Config, load_config
 from etl.core.errors import EtlError
 
@@ -32,7 +33,7 @@ def load(path: Path | None) -> Config:
 
 def fail(message: str, code: int) -> NoReturn:
     """Print one line to stderr and exit with ``code``."""
-    typer.echo(f"etl: error: {message}", err=True)
+    typer.echo(f"etl: error: {escape_controls(message)}", err=True)
     raise typer.Exit(code)
 
 

@@ -8,6 +8,7 @@ configuration once, wire the concrete adapters, print, and map the outcome to an
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -33,6 +34,8 @@ from etl.metrics import RunMetrics
 from etl.pg import admin, ledger
 from etl.pg.sink import PostgresSink
 from etl.pipeline import Run, RunSettings
+
+log = logging.getLogger("etl.cli")
 
 UntilOffset = Annotated[
     str | None,
@@ -175,6 +178,11 @@ def run(
         )
         tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker)
     setup_logging(cfg.log.level, cfg.log.format)
+    if dsn is not None and cfg.postgres.has_password:
+        log.warning(
+            "--dsn carries a password, which other users can read in the process list; "
+            "give it in PGPASSWORD or a libpq passfile (~/.pgpass, PGPASSFILE) instead"
+        )
     stop = StopFlag()
     stop.install()
     options = {
@@ -207,7 +215,7 @@ def run(
         settings,
         source=KafkaSource(cfg.kafka, aim),
         sink=PostgresSink(cfg.postgres, dry_run=dry_run),
-        publisher=RunMetrics(_pushgateway_for(cfg.pushgateway, aim)),
+        publisher=RunMetrics(_pushgateway_for(cfg.pushgateway, aim), stop_requested=stop),
         counts=counts,
         stop_requested=stop,
         tracker=tracker,

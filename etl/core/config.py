@@ -13,6 +13,7 @@ and in `Config.masked`, which is what ``etl config show`` and the logs print.
 from __future__ import annotations
 
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -97,6 +98,11 @@ class PostgresConfig:
         )
 
     @property
+    def has_password(self) -> bool:
+        """True when the DSN itself carries a password (prefer PGPASSWORD or a passfile)."""
+        return "password" in conninfo_to_dict(self.dsn)
+
+    @property
     def masked_dsn(self) -> str:
         """The DSN with any password replaced by ``***``; safe to log."""
         params = conninfo_to_dict(self.dsn)
@@ -107,11 +113,19 @@ class PostgresConfig:
 
 @dataclass(frozen=True)
 class PushgatewayConfig:
-    url: str = ""  # empty: do not push
+    """Where metrics go. Credentials: HTTP basic auth (``username``/``password``, or the
+    ``user:password@`` part of ``url``, which is then taken out of the URL) or a bearer
+    ``token``; never both. They are sent as an ``Authorization`` header and always masked."""
+
+    url: str = field(default="", repr=False)  # empty: do not push
     job: str = "etl"
     # Extra grouping-key labels, e.g. {"worker": "0"}, so parallel copies keep their own series.
     grouping_key: Mapping[str, str] = field(default_factory=dict)
+    # One total deadline for the whole push (or the check's request), however the peer answers.
     timeout_seconds: float = 10.0
+    username: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         _require(
@@ -119,8 +133,61 @@ class PushgatewayConfig:
             "pushgateway.url",
             "must start with http:// or https:// (or be empty to disable pushing)",
         )
+        try:
+            parts = urllib.parse.urlsplit(self.url)
+            _ = parts.port  # a non-numeric port raises here
+        except ValueError:
+            raise ConfigError("pushgateway.url: not a valid URL") from None
         _require(bool(self.job), "pushgateway.job", "must not be empty")
         _require(self.timeout_seconds > 0, "pushgateway.timeout_seconds", "must be > 0")
+        user, password = self.basic_auth or ("", "")
+        _require(
+            not (self.token and (user or password)),
+            "pushgateway.token",
+            "cannot be combined with basic auth (pushgateway.username/password or user@ in url)",
+        )
+        _require(
+            bool(user) or not password,
+            "pushgateway.password",
+            "needs pushgateway.username",
+        )
+
+    @property
+    def base_url(self) -> str:
+        """``url`` without any ``user:password@`` part: what requests are sent to."""
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+    @property
+    def masked_url(self) -> str:
+        """``url`` safe to print: any credentials in it replaced by ``***``."""
+        return mask_url(self.url)
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """(username, password) from the keys, else from the URL; None without a username."""
+        if self.username:
+            return self.username, self.password
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.username:
+            return (
+                urllib.parse.unquote(parts.username),
+                urllib.parse.unquote(parts.password or ""),
+            )
+        return None
+
+
+def mask_url(url: str) -> str:
+    """A URL with its ``user:password@`` part (if any) replaced by ``***@``; safe to log."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return MASK
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{MASK}@{host}"))
 
 
 @dataclass(frozen=True)
@@ -191,6 +258,10 @@ class Config:
             k: (MASK if _is_secret(k) else v) for k, v in self.kafka.client.items()
         }
         out["pushgateway"]["grouping_key"] = dict(self.pushgateway.grouping_key)
+        out["pushgateway"]["url"] = self.pushgateway.masked_url
+        for key in ("password", "token"):
+            if out["pushgateway"][key]:
+                out["pushgateway"][key] = MASK
         return out
 
 
@@ -280,7 +351,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 def _number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a number, got a boolean")
     if isinstance(value, int | float) and (kind is float or isinstance(value, int)):
         return kind(value)
     if isinstance(value, str):
@@ -289,7 +360,15 @@ def _number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
         except ValueError:
             pass
     what = "an integer" if kind is int else "a number"
-    raise ConfigError(f"{key}: expected {what}, got {value!r}")
+    # Never the value itself: a secret pasted into the wrong key must not be echoed.
+    raise ConfigError(f"{key}: expected {what}, got {_kind_of(value)}")
+
+
+def _kind_of(value: Any) -> str:
+    """What a rejected value is, without showing it."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} character(s)" if value.strip() else "an empty string"
+    return f"a {type(value).__name__}"
 
 
 def _scalar_text(key: str, value: Any) -> str:
