@@ -117,7 +117,7 @@ def test_a_password_on_the_command_line_warns_and_the_environment_is_the_way(
         env = etl_env(make_topic(1))
         dsn = with_password(schema_db, user=role)
         on_cli = run_etl(env, "--dsn", dsn)
-        no_password = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password"}
+        no_password = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if k != "password"}
         from_env = run_etl(
             {**env, "ETL_POSTGRES__DSN": make_conninfo(**no_password), "PGPASSWORD": SECRET}
         )
