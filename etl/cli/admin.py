@@ -236,10 +236,12 @@ def cleanup_reported(
 
 
 _CHECK_EPILOG = epilog(
-    "3: Kafka unavailable or the topic missing",
+    "3: Kafka unavailable",
     "4: PostgreSQL unavailable",
     "5: schema not at the latest version",
     "7: Pushgateway unavailable",
+    "8: PostgreSQL refused the login or a privilege",
+    "9: the topic is missing, or Kafka refused the login",
     ok="every dependency is fine (otherwise the first failure's code)",
 )
 
