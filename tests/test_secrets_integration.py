@@ -13,6 +13,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from tests.helpers.private_sasl_kafka import SASL_PASSWORD, SASL_USER, sasl_kafka
 from tests.helpers.runs import ETL, PYTHON_ETL, Env, etl_command, good, run_etl
 from tests.helpers.services import ROOT
 
@@ -182,3 +183,26 @@ def test_control_characters_from_the_database_never_reach_the_terminal_raw(
     assert b"\x1b" not in stripped and b"\x07" not in stripped
     assert "\x9b".encode() not in stripped
     assert PYTHON_ETL
+
+
+def test_wrong_sasl_credentials_end_with_authentication_failed_and_exit_9(etl_env: Env) -> None:
+    with sasl_kafka() as bootstrap:
+        env = etl_env(
+            "any-topic",
+            ETL_KAFKA__BOOTSTRAP_SERVERS=bootstrap,
+            ETL_KAFKA__CLIENT__SECURITY_PROTOCOL="SASL_PLAINTEXT",
+            ETL_KAFKA__CLIENT__SASL_MECHANISM="PLAIN",
+            ETL_KAFKA__CLIENT__SASL_USERNAME=SASL_USER,
+            ETL_KAFKA__CLIENT__SASL_PASSWORD=SECRET,
+            ETL_KAFKA__TIMEOUT_SECONDS="10",
+        )
+        run = run_etl(env)
+        check = etl_command(env, "check", "--timeout", "10")
+        right = etl_command({**env, "ETL_KAFKA__CLIENT__SASL_PASSWORD": SASL_PASSWORD}, "check")
+    assert run.returncode == 9, run.stderr[-2000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("etl: error: Kafka authentication failed"), last
+    assert check.returncode == 9, check.stdout
+    assert "kafka: FAILED Kafka authentication failed" in check.stdout
+    assert "kafka: FAILED topic 'any-topic': does not exist" in right.stdout  # logged in
+    assert SECRET not in run.stderr + check.stdout + check.stderr

@@ -119,7 +119,11 @@ def topic_partitions(
         unreachable = KafkaUnavailable(
             f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
         )
-        raise (auth.refused(unreachable) if auth else unreachable) from exc
+        if auth is None:
+            raise unreachable from exc
+        # librdkafka queues the error callbacks; serve them to learn whether the login failed.
+        client.poll(0)
+        raise auth.refused(unreachable) from exc
     topic = meta.topics.get(cfg.topic)
     if topic is None or topic.error is not None:
         unknown = topic is None or topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
