@@ -9,7 +9,7 @@ import pytest
 
 from etl.core.config import PostgresConfig
 from etl.core.decode import Rejection, Row
-from etl.core.errors import ConfigError, PostgresRefused, PostgresUnavailable
+from etl.core.errors import ConfigError, Interrupted, PostgresRefused, PostgresUnavailable
 from etl.core.ports import Message, StoredRejection, StoredRow
 from etl.core.statements import copy_chunks, rejection_params
 from etl.pg.sink import MAX_WAIT_SECONDS, PostgresSink, connection_defaults
@@ -112,13 +112,24 @@ def test_transient_errors_are_retried_until_the_time_budget_is_spent() -> None:
     assert max(fake.sleeps) <= MAX_WAIT_SECONDS
 
 
-def test_retry_attempts_caps_the_attempts_when_set() -> None:
+def test_a_stop_request_ends_the_retrying_at_once_as_an_interruption() -> None:
+    fake = FakeTime()
+    cfg = PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_max_seconds=600)
+    sink = PostgresSink(
+        cfg, sleep=fake.sleep, clock=fake.clock, stop_requested=lambda: fake.now > 1003
+    )
+    with pytest.raises(Interrupted, match="stopped by signal while retrying PostgreSQL"):
+        sink.write("t", [row(1)], [])
+    assert sum(fake.sleeps) < 5
+
+
+def test_retry_attempts_caps_the_attempts_when_set(caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeTime()
     cfg = PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_attempts=3)
     sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
-    with pytest.raises(PostgresUnavailable, match="PostgreSQL unavailable"):
+    with caplog.at_level("WARNING"), pytest.raises(PostgresUnavailable, match="unavailable"):
         sink.write("t", [row(1)], [])
-    assert len(fake.sleeps) == 2
+    assert caplog.text.count("PostgreSQL operation failed, retrying") == 2
 
 
 @pytest.mark.parametrize(

@@ -214,7 +214,7 @@ def run(
     summary = Run(
         settings,
         source=KafkaSource(cfg.kafka, aim),
-        sink=PostgresSink(cfg.postgres, dry_run=dry_run),
+        sink=PostgresSink(cfg.postgres, dry_run=dry_run, stop_requested=stop),
         publisher=RunMetrics(_pushgateway_for(cfg.pushgateway, aim), stop_requested=stop),
         counts=counts,
         stop_requested=stop,
