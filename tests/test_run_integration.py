@@ -275,7 +275,7 @@ def test_an_unknown_librdkafka_property_is_a_usage_error(etl_env: Env, tracker: 
     result = run_etl(env)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        'etl: error: kafka.client: No such configuration property: "foo.bar"'
+        "etl: error: kafka.client.foo.bar: unknown librdkafka property"
     )
 
 

@@ -110,7 +110,7 @@ def safe_text(exc: BaseException | None) -> str:
         # libpq's connection messages name hosts, ports, roles and databases, never a password.
         return _one_line(text.split("\nDETAIL:", maxsplit=1)[0].split("\nCONTEXT:", maxsplit=1)[0])
     if exc.sqlstate[:2] in _DATA_CLASSES:
-        what = type(exc).__name__
+        what = re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()  # "foreign key ..."
         constraint = exc.diag.constraint_name
         return f"{what}" + (f" (constraint {constraint})" if constraint else "")
     return _one_line(exc.diag.message_primary or type(exc).__name__)
