@@ -33,6 +33,7 @@ def _libs() -> Path:
 @contextmanager
 def sasl_kafka() -> Iterator[str]:
     """Start the broker; yields its bootstrap address; stops it and deletes its data."""
+    libs = _libs()
     directory = Path(tempfile.mkdtemp(prefix="etl-sasl-kafka-"))
     port, controller = free_port(), free_port()
     jaas = (
@@ -81,26 +82,27 @@ def sasl_kafka() -> Iterator[str]:
         "-Xmx512m",
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp",
-        f"{_libs()}/*",
+        f"{libs}/*",
     ]
-    subprocess.run(
-        [
-            *java,
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            "etl-sasl-cluster-00001",
-            "-c",
-            str(props),
-        ],
-        capture_output=True,
-        check=True,
-        timeout=120,
-    )
-    proc = subprocess.Popen(
-        [*java, "kafka.Kafka", str(props)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        subprocess.run(
+            [
+                *java,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                "etl-sasl-cluster-00001",
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        proc = subprocess.Popen(
+            [*java, "kafka.Kafka", str(props)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -112,10 +114,11 @@ def sasl_kafka() -> Iterator[str]:
                 time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
         shutil.rmtree(directory, ignore_errors=True)
