@@ -33,6 +33,7 @@ from etl.core.plan import Aim
 from etl.core.ports import Batch, Message, PartitionProgress
 from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
+    AuthWatch,
     check_named_partitions,
     describe,
     open_consumer,
@@ -73,10 +74,12 @@ class KafkaSource:
         self._closing = False
         self._last_progress = clock()
         self._last_error: str = "none"
+        self._auth = AuthWatch()
 
     def start(self) -> None:
-        self._consumer = open_consumer(self._cfg, error_cb=self._on_error)
-        existing = topic_partitions(self._consumer, self._cfg)
+        self._auth = AuthWatch(self._on_error)
+        self._consumer = open_consumer(self._cfg, error_cb=self._auth)
+        existing = topic_partitions(self._consumer, self._cfg, auth=self._auth)
         check_named_partitions(self._aim, existing, self._cfg.topic)
         if self._aim.explicit:
             chosen = self._aim.partitions or (self._aim.replay or {}).keys() or existing
@@ -251,9 +254,11 @@ class KafkaSource:
         idle = self._clock() - self._last_progress
         if idle > self._cfg.timeout_seconds:
             state = "waiting for a partition assignment" if not self._assigned_once else "reading"
-            raise KafkaUnavailable(
-                f"no progress from Kafka for {idle:.0f}s while {state}; "
-                f"last error: {self._last_error}"
+            raise self._auth.refused(
+                KafkaUnavailable(
+                    f"no progress from Kafka for {idle:.0f}s while {state}; "
+                    f"last error: {self._last_error}"
+                )
             )
 
     def _on_error(self, err: Any) -> None:
