@@ -12,7 +12,8 @@ from etl.core.decode import Rejection, Row
 from etl.core.errors import ConfigError, Interrupted, PostgresRefused, PostgresUnavailable
 from etl.core.ports import Message, StoredRejection, StoredRow
 from etl.core.statements import copy_chunks, rejection_params
-from etl.pg.sink import MAX_WAIT_SECONDS, PostgresSink, connection_defaults
+from etl.pg.connect import connection_defaults
+from etl.pg.sink import MAX_WAIT_SECONDS, PostgresSink
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
 

@@ -25,6 +25,7 @@ from etl.core.config import PostgresConfig
 from etl.core.errors import PostgresUnavailable, SchemaConflict
 from etl.core.migrations import DROP_ORDER, LATEST, Step, next_step
 from etl.pg import failures
+from etl.pg.connect import open_session
 
 Connection = psycopg.Connection[Any]
 
@@ -37,12 +38,7 @@ _VERSION_TABLE: Final = sql.Identifier("migration_info")
 def connect(cfg: PostgresConfig) -> Iterator[Connection]:
     """An autocommit connection; unreachable server or broken connection -> PostgresUnavailable."""
     try:
-        conn = psycopg.connect(
-            cfg.dsn,
-            autocommit=True,
-            connect_timeout=cfg.connect_timeout_seconds,
-            application_name="etl-admin",
-        )
+        conn = open_session(cfg, application_name="etl-admin", autocommit=True)
     except psycopg.OperationalError as exc:
         raise failures.translate(exc, cfg.masked_dsn) from exc
     try:
@@ -86,7 +82,7 @@ def migrate(conn: Connection, target: int) -> list[Step]:
         except psycopg.Error as exc:
             where = "?" if step is None else f"{step.direction} to version {step.to_version}"
             raise SchemaConflict(
-                f"migration step {where} failed and was rolled back: {one_line(exc)}"
+                f"migration step {where} failed and was rolled back: {failures.safe_text(exc)}"
             ) from exc
         done.append(step)
 
@@ -124,7 +120,7 @@ def drop(conn: Connection) -> list[str]:
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise
     except psycopg.Error as exc:
-        raise SchemaConflict(f"drop failed and was rolled back: {one_line(exc)}") from exc
+        raise SchemaConflict(f"drop failed and was rolled back: {failures.safe_text(exc)}") from exc
     return dropped
 
 
@@ -132,12 +128,6 @@ def server_version(conn: Connection) -> str:
     """The server's version string, e.g. ``15.8``."""
     row = conn.execute(sql.SQL("SHOW server_version")).fetchone()
     return str(row[0]).split()[0] if row else "unknown"
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's text on one line, without libpq's DETAIL and CONTEXT (they can quote
-    data): see `etl.pg.failures.safe_text`."""
-    return failures.safe_text(exc)
 
 
 def _lock(conn: Connection) -> None:

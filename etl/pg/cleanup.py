@@ -27,7 +27,8 @@ import psycopg
 from psycopg import sql
 
 from etl.core.errors import ConfigError, SchemaConflict, SchemaMissing
-from etl.pg.admin import Connection, one_line
+from etl.pg.admin import Connection
+from etl.pg.failures import safe_text
 
 DEFAULT_MAX_AGE: Final = "7 days"
 DEFAULT_CHUNK_SIZE: Final = 5000
@@ -226,10 +227,10 @@ def _translated(target: Target) -> Iterator[None]:
     try:
         yield
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
-        raise SchemaMissing(f"{target.table}: {one_line(exc)}; run 'etl db migrate'") from exc
+        raise SchemaMissing(f"{target.table}: {safe_text(exc)}; run 'etl db migrate'") from exc
     except psycopg.errors.IntegrityError as exc:  # a foreign key without ON DELETE CASCADE
         raise SchemaConflict(
-            f"{target.table}: delete refused, chunk rolled back: {one_line(exc)};"
+            f"{target.table}: delete refused, chunk rolled back: {safe_text(exc)};"
             " run 'etl db migrate'"
         ) from exc
 

@@ -32,7 +32,6 @@ from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
 from etl.core.config import PostgresConfig
@@ -52,6 +51,7 @@ from etl.core.statements import (
     rejection_params,
 )
 from etl.pg import ledger
+from etl.pg.connect import open_session
 from etl.pg.failures import is_transient, safe_text, translate
 
 log = logging.getLogger(__name__)
@@ -211,13 +211,8 @@ class PostgresSink:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(self._cfg.dsn, **connection_defaults(self._cfg))
+            conn = open_session(self._cfg)
             conn.execute("SET synchronous_commit TO on")
-            conn.execute(
-                sql.SQL("SET statement_timeout = {}").format(
-                    sql.Literal(int(self._cfg.statement_timeout_seconds * 1000))
-                )
-            )
             conn.commit()
             self._conn = conn
         return self._conn
@@ -280,23 +275,3 @@ class PostgresSink:
                 }
             },
         )
-
-
-def connection_defaults(cfg: PostgresConfig) -> dict[str, Any]:
-    """libpq settings for our sessions; anything the DSN itself sets wins.
-
-    TCP keepalives and ``tcp_user_timeout`` turn a half-open connection (a vanished server or
-    network) into an error within about a minute instead of the kernel's quarter of an hour,
-    so the bounded retries and SIGTERM keep working.
-    """
-    defaults: dict[str, Any] = {
-        "connect_timeout": cfg.connect_timeout_seconds,
-        "application_name": "etl",
-        "keepalives": 1,
-        "keepalives_idle": 30,
-        "keepalives_interval": 10,
-        "keepalives_count": 3,
-        "tcp_user_timeout": 60_000,
-    }
-    given = conninfo_to_dict(cfg.dsn)
-    return {k: v for k, v in defaults.items() if k not in given}
