@@ -203,7 +203,7 @@ def run(
     metrics = RunMetrics(_pushgateway_for(cfg.pushgateway, aim))
     summary = Run(
         settings,
-        source=KafkaSource(cfg.kafka, aim),
+        source=KafkaSource(cfg.kafka, aim, stop_requested=stop),
         sink=PostgresSink(cfg.postgres, dry_run=dry_run),
         metrics=metrics,
         stop_requested=stop,
