@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from etl.core.batch import BatchDecoder
-from etl.core.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted, KafkaUnavailable
+from etl.core.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted
 from etl.core.ports import (
     PartitionProgress,
     Sink,
@@ -218,8 +218,9 @@ class Run:
             ]
             for part in summary.partitions:
                 m.set_skipped(part.partition, part.skipped_by_retention)
-            # Asking an unreachable broker for end offsets would only delay the exit.
-            if summary.status != "crashed" and summary.exit_code != KafkaUnavailable.exit_code:
+            # Every partition of the topic, failed runs included: the source bounds the
+            # question and falls back on what it knows when the broker does not answer.
+            if summary.status != "crashed":
                 m.set_lag(self.source.lag(self._committed))
         except EtlError as exc:
             log.error("could not read final partition state", extra={"fields": {"error": str(exc)}})

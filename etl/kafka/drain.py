@@ -36,6 +36,10 @@ class Drain:
                 moved = True
         return moved
 
+    def reached(self, partition: int) -> int:
+        """The furthest offset known committed (or started from); 0 for an unknown partition."""
+        return max(self._reached.get(partition, 0), 0)
+
     def behind(self) -> dict[int, int]:
         """Partitions not yet at their stop, with how many offsets are left."""
         out = {}

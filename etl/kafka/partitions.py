@@ -36,7 +36,9 @@ class GroupView:
         self._waits = waits
         self._last_refresh = float("-inf")
 
-    def committed(self, partitions: Iterable[int]) -> dict[int, int]:
+    def committed(
+        self, partitions: Iterable[int], seconds: float = _QUERY_SECONDS
+    ) -> dict[int, int]:
         """The group's committed offset per partition (negative: none)."""
         tps = [TopicPartition(self._cfg.topic, p) for p in sorted(partitions)]
         if not tps:
@@ -47,7 +49,7 @@ class GroupView:
             return {tp.partition: tp.offset for tp in found if tp.error is None}
 
         try:
-            result: dict[int, int] = self._waits.call("committed offsets", query, _QUERY_SECONDS)
+            result: dict[int, int] = self._waits.call("committed offsets", query, seconds)
         except KafkaException as exc:
             raise KafkaUnavailable(f"cannot read committed offsets: {describe(exc)}") from exc
         return result
@@ -69,12 +71,12 @@ class GroupView:
             return False
 
     def lag(
-        self, partitions: Iterable[int], own: Mapping[int, int], *, use_group: bool
+        self, partitions: Iterable[int], own: Mapping[int, int], *, use_group: bool, seconds: float
     ) -> dict[int, int]:
         """End offset minus reached, per partition: ``own`` where given, else (and at least,
         with ``use_group``) the group's committed offset, else where a new reader starts."""
         parts = sorted(partitions)
-        group = self.committed(parts) if use_group or set(parts) - set(own) else {}
+        group = self.committed(parts, seconds) if use_group or set(parts) - set(own) else {}
 
         def ends() -> dict[int, tuple[int, int]]:
             return {

@@ -40,7 +40,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from etl.core.config import KafkaConfig
-from etl.core.errors import KafkaUnavailable
+from etl.core.errors import Interrupted, KafkaUnavailable
 from etl.core.plan import Aim
 from etl.core.ports import Batch, Message, PartitionProgress
 from etl.kafka.drain import Drain
@@ -62,6 +62,7 @@ _CONSUME_CHUNK = 1000
 _POLL_SECONDS = 0.2
 _QUERY_SECONDS = REQUEST_TIMEOUT + 2  # librdkafka's own timeout answers first
 _CLOSE_SECONDS = 10.0
+_LAG_SECONDS = 5.0  # the end-of-run question; a broker that does not answer is not waited for
 # Commit refusals caused by a rebalance: the rows are stored, the new owner re-reads them.
 _REBALANCE_CODES = frozenset(
     {
@@ -218,20 +219,35 @@ class KafkaSource:
         an explicit run and for every partition in group mode, at least the group's committed
         offset; a partition nobody committed counts from where ``auto_offset_reset`` starts.
         """
-        own = {p.partition: p.start for p in self.progress()}
-        view = GroupView(self._consumer, self._cfg, self._waits)
-        return view.lag(
-            self._topic_partitions or sorted(own),
-            {p: reached.get(p, start) for p, start in own.items()},
-            use_group=not self._aim.explicit,
-        )
+        held = {p.partition: p for p in self.progress()}
+        own = {p: reached.get(p, part.start) for p, part in held.items()}
+        try:
+            return GroupView(self._consumer, self._cfg, self._waits).lag(
+                self._topic_partitions or sorted(own),
+                own,
+                use_group=not self._aim.explicit,
+                seconds=_LAG_SECONDS,
+            )
+        except (KafkaUnavailable, Interrupted) as exc:
+            log.warning(
+                "end offsets unknown; the lag is counted up to the stop offsets",
+                extra={"fields": {"error": str(exc)}},
+            )
+        stops = self._drain.stops if self._drain is not None else {}
+        known = dict(stops)
+        known.update({p: part.stop for p, part in held.items()})
+        return {
+            p: max(0, stop - max(own.get(p, 0), self._drain.reached(p) if self._drain else 0))
+            for p, stop in sorted(known.items())
+        }
 
     def close(self) -> None:
         self._closing = True
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             try:
-                self._waits.call("close", consumer.close, _CLOSE_SECONDS)
+                seconds = min(_CLOSE_SECONDS, self._cfg.timeout_seconds)
+                self._waits.call("close", consumer.close, seconds)
             except (KafkaException, RuntimeError, KafkaUnavailable) as exc:
                 log.warning(
                     "closing the Kafka consumer failed; the group notices at the session timeout",
@@ -264,7 +280,11 @@ class KafkaSource:
     def _wait_for_group(self) -> None:
         """Own share done, topic not drained: serve rebalances, watch the group's commits."""
         assert self._drain is not None and self._group is not None
-        self._accept(self._poll(_POLL_SECONDS))
+        # The poll may serve a new assignment and return its first record: handed out, it
+        # waits in the carry for the next batch (taken after the poll: a revoke inside it
+        # rewrites the carry).
+        accepted = self._accept(self._poll(_POLL_SECONDS))
+        self._carry.extend(accepted)
         if not self._all_read() or self._drain.complete():
             return
         if self._group.refresh(self._drain):
@@ -447,7 +467,8 @@ class KafkaSource:
             part = self._parts.pop(p, None)
             if part is not None:
                 self._held.update(merge_ranges(self._held, {p: part}))
-        self._carry = [m for m in self._carry if m.partition not in gone]
+        # In place: read_batch and _wait_for_group hold these very lists across the poll.
+        self._carry[:] = [m for m in self._carry if m.partition not in gone]
         self._reading[:] = [m for m in self._reading if m.partition not in gone]
         self._rebalancing = not self._closing
         self._last_progress = self._clock()
