@@ -5,7 +5,6 @@ from __future__ import annotations
 import psycopg
 
 from etl.core.config import PostgresConfig
-from etl.pg.ledger import RUN_LOCK_CLASS
 from etl.pg.sink import PostgresSink
 
 
@@ -18,9 +17,8 @@ def _kill_backend_holding(dsn: str, run_id: int) -> None:
     """What the database sees when a run's process dies: its sessions end, its lock is freed."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         pids = conn.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid"
-            " AND objid = %s::oid",
-            (RUN_LOCK_CLASS, run_id),
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = %s::oid",
+            (run_id,),
         ).fetchall()
         assert len(pids) == 1
         conn.execute("SELECT pg_terminate_backend(%s)", (pids[0][0],))

@@ -13,7 +13,9 @@ at all (its planned start already at or past the stop: an empty partition nobody
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from etl.core.ports import PartitionProgress
 
 NO_OFFSET = -1001  # librdkafka's "no committed offset"
 
@@ -26,6 +28,18 @@ class Drain:
         # Where reading would begin at the fixed moment: a partition whose start is at its
         # stop has nothing to read, whether or not anybody ever commits it.
         self._reached = {p: starts.get(p, NO_OFFSET) for p in self.stops}
+
+    @classmethod
+    def fixed_at(cls, planned: Iterable[PartitionProgress]) -> Drain:
+        """The stops and starts of every partition, as planned at the first assignment."""
+        parts = list(planned)
+        return cls({p.partition: p.stop for p in parts}, {p.partition: p.start for p in parts})
+
+    def take(self, part: PartitionProgress) -> None:
+        """An assigned partition reads up to the fixed stop; its start is a known position."""
+        if part.partition in self.stops:
+            part.stop = self.stops[part.partition]
+            self.note({part.partition: part.start})
 
     def note(self, offsets: Mapping[int, int]) -> bool:
         """Record offsets known to be committed (or started from); True when one moved."""

@@ -1,33 +1,26 @@
 """Kafka adapter: bounded batches from the partitions this consumer is given, up to stop offsets.
 
 Contract (see `etl.core.ports.Source`):
-- The consumer subscribes to the topic as a member of ``kafka.group_id`` so that parallel
-  copies split the partitions. At the FIRST assignment it fixes the stop offset of every
-  partition of the topic (the end offset at that moment: high watermark, or the last stable
-  offset under read_committed), assigned or not; every later assignment reads up to those same
-  stops. The start offset of an assigned partition is the committed offset (with none,
-  ``auto_offset_reset``; a committed offset already deleted by retention starts at the log
-  start and the gap is reported).
-- No message at or beyond a partition's stop offset is ever handed out; a partition that reaches
-  its stop offset is paused, so the run never waits for data produced after it started.
-- A group member is finished only when the whole topic is drained (`etl.kafka.drain`): every
-  partition's committed offset at its stop, by this copy or another. Until then it stays in the
-  group with its partitions paused, polling so that rebalances are served: the partitions of a
-  member that died come to it once that member's session expired. Nothing moving for
+- The consumer subscribes as a member of ``kafka.group_id``, so parallel copies split the
+  partitions. The FIRST assignment fixes the stop offset of every partition of the topic, owned
+  or not (the end offset then: high watermark, or the last stable offset under read_committed);
+  later assignments read up to those same stops. An assigned partition starts at the committed
+  offset (none: ``auto_offset_reset``; deleted by retention: the log start, gap reported).
+- No message at or beyond a stop offset is handed out; a partition at its stop is paused.
+- A group member is finished only when the whole topic is drained (`etl.kafka.drain`). Until
+  then it stays in the group, its partitions paused, polling so rebalances are served: a dead
+  member's partitions come to it once that member's session expired. Nothing moving for
   ``kafka.timeout_seconds`` (no commit by any member, no assignment) is `KafkaUnavailable`
   naming the partitions behind. An empty assignment is never finished.
-- `Batch.next_offsets` only covers messages already handed out, of partitions owned now;
-  messages fetched beyond the batch bounds wait in a small carry-over list, so committing a batch
-  never skips unread data.
-- On revoke, the ``before_revoke`` hook given to `start` runs first (the run loop stores the
-  batch in flight and commits it), then the partitions are forgotten with their carried-over and
-  in-hand messages; the new owner re-reads from the committed offset. A LOST assignment is
-  dropped without any commit. Only partitions owned at that moment are ever committed.
-- Every blocking librdkafka call has a deadline and yields to a stop request
-  (`etl.kafka.waits`).
-- An `Aim` with positions, a partition choice, ``--no-commit`` or ``--dry-run`` assigns the
-  partitions explicitly instead of joining the group (see `Aim.explicit`); without commit the
-  group's offsets are only read, never written.
+- `Batch.next_offsets` covers messages already handed out, of partitions owned now; messages
+  fetched beyond the batch bounds wait in a carry-over list, so a commit never skips unread data.
+- On revoke the ``before_revoke`` hook given to `start` runs first (the run stores and commits
+  its batch in flight, `etl.kafka.commits`); then the partitions are forgotten with their
+  carried-over and in-hand messages, for the new owner to re-read. A LOST assignment is dropped
+  without a commit. Only partitions owned at that moment are ever committed.
+- Every blocking librdkafka call has a deadline and yields to a stop request (`etl.kafka.waits`).
+- Positions, a partition choice, ``--no-commit`` or ``--dry-run`` assign explicitly instead of
+  joining the group (`Aim.explicit`); without commit the group's offsets are only read.
 """
 
 from __future__ import annotations
@@ -43,17 +36,20 @@ from etl.core.config import KafkaConfig
 from etl.core.errors import Interrupted, KafkaUnavailable
 from etl.core.plan import Aim
 from etl.core.ports import Batch, Message, PartitionProgress
+from etl.kafka.commits import commit_offsets
 from etl.kafka.drain import Drain
 from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
     PlannedPartition,
     check_named_partitions,
+    close_consumer,
     describe,
+    log_planned,
     open_consumer,
     plan,
     topic_partitions,
 )
-from etl.kafka.partitions import GroupView, merge_ranges
+from etl.kafka.partitions import GroupView, fallback_lag, merge_ranges
 from etl.kafka.waits import Waiter
 
 log = logging.getLogger(__name__)
@@ -63,15 +59,6 @@ _POLL_SECONDS = 0.2
 _QUERY_SECONDS = REQUEST_TIMEOUT + 2  # librdkafka's own timeout answers first
 _CLOSE_SECONDS = 10.0
 _LAG_SECONDS = 5.0  # the end-of-run question; a broker that does not answer is not waited for
-# Commit refusals caused by a rebalance: the rows are stored, the new owner re-reads them.
-_REBALANCE_CODES = frozenset(
-    {
-        KafkaError.REBALANCE_IN_PROGRESS,
-        KafkaError.ILLEGAL_GENERATION,
-        KafkaError.UNKNOWN_MEMBER_ID,
-        KafkaError._ASSIGNMENT_LOST,
-    }
-)
 
 
 class KafkaSource:
@@ -168,57 +155,30 @@ class KafkaSource:
         owned = {p: o for p, o in next_offsets.items() if p in self._parts}
         if not owned or not self._aim.writes_offsets:
             return owned
-        tps = [TopicPartition(self._cfg.topic, p, o) for p, o in sorted(owned.items())]
-        if self._in_callback:
-            # Inside a rebalance callback librdkafka answers no other thread, and waiting here
-            # could block for good; it sends this commit before it gives the partitions up. Its
-            # outcome is not counted: the group's committed offsets say whether it landed.
-            self._commit_async(tps)
-            return owned
-        try:
-            self._waits.call(
-                "offset commit",
-                lambda: self._consumer.commit(offsets=tps, asynchronous=False),
-                self._cfg.timeout_seconds,
-            )
-        except KafkaException as exc:
-            # Only a group member's commit can be refused by a rebalance; an explicitly
-            # assigned run committing into a group with live members must not pass silently.
-            if not self._aim.explicit and exc.args and exc.args[0].code() in _REBALANCE_CODES:
-                log.warning(
-                    "offset commit refused by a rebalance; the new owner re-reads "
-                    "these stored rows",
-                    extra={"fields": {"error": describe(exc)}},
-                )
-                return {}
-            raise KafkaUnavailable(f"offset commit failed: {describe(exc)}") from exc
-        except KafkaUnavailable as exc:
-            raise KafkaUnavailable(f"{exc}; last error: {self._last_error}") from exc
+        confirmed = commit_offsets(
+            self._consumer,
+            self._cfg.topic,
+            owned,
+            waits=self._waits,
+            seconds=self._cfg.timeout_seconds,
+            group_member=not self._aim.explicit,
+            in_callback=self._in_callback,
+            last_error=self._last_error,
+        )
+        if not confirmed and not self._in_callback:
+            return {}  # refused by a rebalance: not committed
         self._last_progress = self._clock()
-        if self._drain is not None:
+        if confirmed and self._drain is not None:
             self._drain.note(owned)
         return owned
-
-    def _commit_async(self, tps: list[Any]) -> None:
-        try:
-            self._consumer.commit(offsets=tps, asynchronous=True)
-        except KafkaException as exc:
-            log.warning(
-                "offset commit before a rebalance failed; the new owner re-reads these rows",
-                extra={"fields": {"error": describe(exc)}},
-            )
 
     def progress(self) -> Sequence[PartitionProgress]:
         merged = merge_ranges(self._held, self._parts)
         return [merged[p] for p in sorted(merged)]
 
     def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
-        """Every partition of the topic: its end offset now minus the offset reached.
-
-        Reached is what this run stored (``reached``) or, for a partition it did not load in
-        an explicit run and for every partition in group mode, at least the group's committed
-        offset; a partition nobody committed counts from where ``auto_offset_reset`` starts.
-        """
+        """Every partition of the topic: its end offset now minus the offset reached (see
+        `GroupView.lag`); without an answer in time, the lag up to the stop offsets."""
         held = {p.partition: p for p in self.progress()}
         own = {p: reached.get(p, part.start) for p, part in held.items()}
         try:
@@ -229,32 +189,14 @@ class KafkaSource:
                 seconds=_LAG_SECONDS,
             )
         except (KafkaUnavailable, Interrupted) as exc:
-            log.warning(
-                "end offsets unknown; the lag is counted up to the stop offsets",
-                extra={"fields": {"error": str(exc)}},
-            )
-        stops = self._drain.stops if self._drain is not None else {}
-        known = dict(stops)
-        known.update({p: part.stop for p, part in held.items()})
-        return {
-            p: max(0, stop - max(own.get(p, 0), self._drain.reached(p) if self._drain else 0))
-            for p, stop in sorted(known.items())
-        }
+            log.warning("end offsets unknown; lag counted up to the stop offsets: %s", exc)
+        return fallback_lag(self._drain, held, own)
 
     def close(self) -> None:
         self._closing = True
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            try:
-                seconds = min(_CLOSE_SECONDS, self._cfg.timeout_seconds)
-                self._waits.call("close", consumer.close, seconds)
-            except (KafkaException, RuntimeError, KafkaUnavailable) as exc:
-                log.warning(
-                    "closing the Kafka consumer failed; the group notices at the session timeout",
-                    extra={"fields": {"error": str(exc)}},
-                )
-            except Exception as exc:  # Interrupted: the stop grace is over, leave it behind
-                log.warning("closing the Kafka consumer abandoned: %s", exc)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            close_consumer(consumer, self._waits, min(_CLOSE_SECONDS, self._cfg.timeout_seconds))
 
     # -- internals ------------------------------------------------------------------------
 
@@ -396,37 +338,20 @@ class KafkaSource:
             self._in_callback = False
 
     def _assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Plan the assigned partitions (the first group assignment: the whole topic)."""
         wanted = sorted(tp.partition for tp in partitions)
         if self._aim.explicit or self._drain is not None:
             planned = self._plan(consumer, wanted)
         else:  # the first assignment of a group member fixes the stops of the whole topic
             everything = self._plan(consumer, sorted({*self._topic_partitions, *wanted}))
-            self._drain = Drain(
-                {i.progress.partition: i.progress.stop for i in everything},
-                {i.progress.partition: i.progress.start for i in everything},
-            )
+            self._drain = Drain.fixed_at([i.progress for i in everything])
             self._group = GroupView(consumer, self._cfg, self._waits)
             planned = [i for i in everything if i.progress.partition in set(wanted)]
         for item in planned:
-            part = item.progress
-            if self._drain is not None and part.partition in self._drain.stops:
-                part.stop = self._drain.stops[part.partition]
-                self._drain.note({part.partition: part.start})
-            self._parts[part.partition] = part
-            if part.skipped_by_retention:
-                log.warning(
-                    "committed offset already deleted by retention; starting at the log start",
-                    extra={
-                        "fields": {
-                            "partition": part.partition,
-                            "committed": item.marks.committed,
-                            "log_start": item.marks.low,
-                            "skipped": part.skipped_by_retention,
-                        }
-                    },
-                )
-            if item.note:
-                log.warning(item.note, extra={"fields": {"partition": part.partition}})
+            if self._drain is not None:
+                self._drain.take(item.progress)
+            self._parts[item.progress.partition] = item.progress
+            log_planned(item)
         assigned = [
             TopicPartition(self._cfg.topic, i.progress.partition, i.progress.start) for i in planned
         ]
@@ -437,15 +362,9 @@ class KafkaSource:
         self._assigned_once = True
         self._rebalancing = False
         self._last_progress = self._clock()
-        log.info(
-            "partitions assigned",
-            extra={
-                "fields": {
-                    "mode": "explicit" if self._aim.explicit else "group",
-                    "partitions": {p.partition: [p.start, p.stop] for p in self._parts.values()},
-                }
-            },
-        )
+        mode = "explicit" if self._aim.explicit else "group"
+        ranges = {p.partition: [p.start, p.stop] for p in self._parts.values()}
+        log.info("partitions assigned", extra={"fields": {"mode": mode, "partitions": ranges}})
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         """Store and commit what is in flight while the partitions are still ours, then drop."""
