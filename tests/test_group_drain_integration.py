@@ -149,15 +149,16 @@ def test_two_copies_started_together_both_exit_0_and_reread_little(
 ) -> None:
     topic = make_topic(6)
     produce(topic, [(i % 6, good(i)) for i in range(30000)])
-    env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="500", **SESSION)
+    env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="100", **SESSION)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [_start(env, log) for log in logs]
     docs = [_finish(p, log) for p, log in zip(procs, logs, strict=True)]
     _assert_all_loaded_once(schema_db, 30000)
     assert committed(services, group, topic, 6) == dict.fromkeys(range(6), 5000)
-    # a rebalance re-reads at most about a batch: the batch in flight is committed on revoke
-    assert sum(d["duplicates"] for d in docs) <= 1000, docs
+    assert all(d["inserted"] > 0 for d in docs), docs  # the rebalance came mid-way
     assert sum(d["inserted"] for d in docs) == 30000
+    # the batch in flight is committed before a revoke: less than a batch is read twice
+    assert sum(d["duplicates"] for d in docs) < 100, docs
 
 
 @contextmanager

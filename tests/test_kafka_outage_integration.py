@@ -37,6 +37,9 @@ def _held_run(
         topic,
         ETL_KAFKA__BOOTSTRAP_SERVERS=broker.bootstrap,
         ETL_KAFKA__TIMEOUT_SECONDS=str(timeout),
+        # A session longer than the outage bound: librdkafka's own session timeout (which
+        # fails a waiting commit) must not be what ends the wait.
+        ETL_KAFKA__CLIENT__SESSION_TIMEOUT_MS="30000",
         ETL_BATCH__MAX_MESSAGES="50",
         ETL_TEST_HOLD_DIR=str(hold),
     )
