@@ -227,7 +227,7 @@ def create_database(admin_dsn: str, name: str, schema: Path) -> str:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = dsn_for(admin_dsn, name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(schema.read_text())  # type: ignore[arg-type]
+        conn.execute(schema.read_text())
     return dsn
 
 

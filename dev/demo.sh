@@ -11,6 +11,10 @@ eval "$service_env"
 export ETL_KAFKA__TOPIC="${ETL_KAFKA__TOPIC:-ccx.ocp.results.demo}"
 export ETL_KAFKA__GROUP_ID="${ETL_KAFKA__GROUP_ID:-etl-demo}"
 export ETL_PUSHGATEWAY__JOB=etl-demo
+# `dev/services.sh env` prints these too from now on, so `etl plan` and `etl runs` work next.
+state="${ETL_SERVICES_DIR:-/tmp/etl-services}"
+printf 'export ETL_KAFKA__TOPIC=%q\nexport ETL_KAFKA__GROUP_ID=%q\n' \
+  "$ETL_KAFKA__TOPIC" "$ETL_KAFKA__GROUP_ID" >"$state/demo.env"
 
 etl db migrate --to latest
 python3 dev/samples.py "$ETL_KAFKA__TOPIC"

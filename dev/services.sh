@@ -4,11 +4,17 @@
 #   Apache Kafka    a single KRaft node from the Maven Central jars listed in dev/pom.xml
 #   Pushgateway     Debian's prometheus-pushgateway
 #
-# Usage: dev/services.sh install|start|stop|status|env
+# Usage: dev/services.sh install|start [SERVICE...]|stop [SERVICE...]|status|running|env
 #   install  apt + mvn: fetch what is missing (idempotent, cached in ~/.m2)
-#   start    start all three (installs first if needed), wait until they answer, print the env vars
-#   stop     stop all three
-#   env      print the env vars to export (eval "$(dev/services.sh env)")
+#   start    start all three, or only the ones named (installs first if needed), wait until they
+#            answer, print the env vars
+#   stop     stop all three, or only the ones named (postgres, kafka, pushgateway)
+#   running  print the names of the services that answer now, one per line
+#   env      print the env vars to export (eval "$(dev/services.sh env)"); after dev/demo.sh
+#            also the demo's topic and group, so that `etl plan` and `etl runs` work next
+#
+# Each service keeps its state in $ETL_SERVICES_DIR (default /tmp/etl-services), the
+# Pushgateway's persistence file included, so two state directories never share metrics.
 #
 # Ports can be moved with ETL_PG_PORT, ETL_KAFKA_PORT, ETL_PUSHGATEWAY_PORT. The defaults sit
 # below Linux's ephemeral range (32768-60999), where a client's outgoing connection could hold
@@ -38,7 +44,7 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-install() {
+install() { # install [no-jars]: the Debian packages, then the Kafka jars unless "no-jars"
   local missing=()
   pg_bin >/dev/null || missing+=(postgresql)
   command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
@@ -49,7 +55,7 @@ install() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  if [ ! -f "$kafka_libs/.complete" ]; then
+  if [ "${1:-}" != no-jars ] && [ ! -f "$kafka_libs/.complete" ]; then
     log "fetching Kafka jars with mvn"
     mkdir -p "$kafka_libs"
     mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_libs" \
@@ -138,8 +144,9 @@ EOF
 
 start_pushgateway() {
   if ! port_open "$pgw_port"; then
+    mkdir -p "$state"
     nohup prometheus-pushgateway --web.listen-address="127.0.0.1:$pgw_port" \
-      >"$state/pushgateway.log" 2>&1 &
+      --persistence.file="$state/pushgateway.data" >"$state/pushgateway.log" 2>&1 &
     echo $! >"$state/pushgateway.pid"
   fi
   wait_for 30 Pushgateway port_open "$pgw_port"
@@ -163,26 +170,62 @@ export ETL_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port
 export ETL_POSTGRES__DSN=postgresql://postgres@127.0.0.1:$pg_port/postgres
 export ETL_PUSHGATEWAY__URL=http://127.0.0.1:$pgw_port
 EOF
+  # written by dev/demo.sh: the topic and group it loaded
+  [ ! -f "$state/demo.env" ] || cat "$state/demo.env"
+}
+
+running() {
+  port_open "$pg_port" && echo postgres
+  port_open "$kafka_port" && echo kafka
+  port_open "$pgw_port" && echo pushgateway
+  return 0
+}
+
+stop_pg() {
+  local bin
+  if bin="$(pg_bin)" && [ -f "$state/pg/PG_VERSION" ]; then
+    as_pg "$bin/pg_ctl" -D "$state/pg" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+
+stop_services() { # stop_services [postgres|kafka|pushgateway ...] (none named: all)
+  local names=("$@")
+  [ ${#names[@]} -gt 0 ] || names=(kafka pushgateway postgres)
+  local name
+  for name in "${names[@]}"; do
+    case "$name" in
+      kafka) stop_pid kafka ;;
+      pushgateway) stop_pid pushgateway ;;
+      postgres) stop_pg ;;
+      *) log "unknown service $name"; return 2 ;;
+    esac
+  done
+  log "stopped ${names[*]}"
 }
 
 case "${1:-}" in
   install) install ;;
   start)
-    install
-    start_pg
-    start_kafka
-    start_pushgateway
-    log "PostgreSQL, Kafka and Pushgateway are up (state in $state)"
+    shift
+    names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=(postgres kafka pushgateway)
+    if [[ " ${names[*]} " == *" kafka "* ]]; then install; else install no-jars; fi
+    for name in "${names[@]}"; do
+      case "$name" in
+        postgres) start_pg ;;
+        kafka) start_kafka ;;
+        pushgateway) start_pushgateway ;;
+        *) log "unknown service $name"; exit 2 ;;
+      esac
+    done
+    log "${names[*]} up (state in $state)"
     print_env
     ;;
   stop)
-    stop_pid kafka
-    stop_pid pushgateway
-    if bin="$(pg_bin)" && [ -f "$state/pg/PG_VERSION" ]; then
-      as_pg "$bin/pg_ctl" -D "$state/pg" -m fast stop >/dev/null 2>&1 || true
-    fi
-    log "stopped"
+    shift
+    stop_services "$@"
     ;;
+  running) running ;;
   status)
     port_open "$pg_port" && log "postgres up on $pg_port" || log "postgres down"
     port_open "$kafka_port" && log "kafka up on $kafka_port" || log "kafka down"
@@ -190,7 +233,7 @@ case "${1:-}" in
     ;;
   env) print_env ;;
   *)
-    echo "usage: $0 install|start|stop|status|env" >&2
+    echo "usage: $0 install|start [SERVICE...]|stop [SERVICE...]|status|running|env" >&2
     exit 2
     ;;
 esac

@@ -1,4 +1,4 @@
-"""Run metrics: a fresh registry per run, filled as the run goes, pushed once at its end.
+"""Run metrics: one run's counts, turned into a fresh registry of gauges and pushed once.
 
 All series are gauges describing the last run (a batch job's counters restart every run, which
 is what gauges on a Pushgateway express). They are pushed with POST (pushadd) under the grouping
@@ -9,110 +9,82 @@ run's exit code. Metrics never decide control flow.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from http.client import HTTPException
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import pushadd_to_gateway
 
 from etl.core.config import PushgatewayConfig
-from etl.core.decode import REASONS
+from etl.core.counts import COUNTS, RunCounts
+from etl.core.errors import PushgatewayUnavailable
+from etl.core.plan import Aim
 
 log = logging.getLogger(__name__)
 
 Pusher = Callable[..., None]
 
-# name -> help; every name is listed in the README.
-SCALARS: dict[str, str] = {
-    "etl_messages_consumed": "Kafka messages read by the last run",
-    "etl_bytes_consumed": "bytes of Kafka message values read by the last run",
-    "etl_rows_inserted": "rows inserted into new_reports by the last run",
-    "etl_rows_duplicate": "valid rows skipped because new_reports already held their key",
-    "etl_rows_missing_account_number": "rows stored with account_number 0 (missing or null)",
-    "etl_messages_unexpected_version": "valid messages whose Version was not 2",
-    "etl_bytes_stored": "bytes of report JSON inserted into new_reports by the last run",
-    "etl_batches": "batches committed by the last run",
-    "etl_run_duration_seconds": "wall time of the last run",
-    "etl_run_exit_code": "exit code of the last run (0 = success)",
-    "etl_tracker_errors": "payload tracker events that could not be delivered",
-    "etl_last_run_timestamp_seconds": "end time of the last run, Unix seconds",
-}
+
+def registry_for(counts: RunCounts) -> CollectorRegistry:
+    """A fresh registry holding one run's counts as gauges."""
+    registry = CollectorRegistry()
+    for name, value in counts.values().items():
+        Gauge(name, COUNTS[name], registry=registry).set(value)
+    rejected = Gauge(
+        "etl_messages_rejected",
+        "messages rejected by the last run, by reason",
+        ["reason"],
+        registry=registry,
+    )
+    for reason, n in counts.rejected().items():
+        rejected.labels(reason=reason).set(n)
+    for name, text, per_partition in (
+        ("etl_partition_lag", "messages left after the last run, per partition", counts.lag),
+        (
+            "etl_offsets_skipped_retention",
+            "offsets deleted by retention before they were read, per partition",
+            counts.skipped,
+        ),
+    ):
+        gauge = Gauge(name, text, ["partition"], registry=registry)
+        for partition, value in sorted(per_partition.items()):
+            gauge.labels(partition=str(partition)).set(value)
+    if counts.succeeded_at is not None:
+        # Registered only on success: pushadd then leaves the previous value in place.
+        Gauge(
+            "etl_last_success_timestamp_seconds",
+            "end time of the last successful run, Unix seconds",
+            registry=registry,
+        ).set(counts.succeeded_at)
+    return registry
+
+
+def pushgateway_for(pgw: PushgatewayConfig, aim: Aim) -> PushgatewayConfig:
+    """Where a run's metrics go, so a trial or a backfill never poses as the scheduled job.
+
+    A dry run pushes nothing. An explicitly assigned run (backfill, replay) pushes under an
+    extra grouping label ``mode``, beside the scheduled job's series instead of over them.
+    """
+    if aim.dry_run:
+        return dataclasses.replace(pgw, url="")
+    if aim.explicit:
+        mode = "replay" if aim.replay is not None else "backfill"
+        return dataclasses.replace(pgw, grouping_key={**pgw.grouping_key, "mode": mode})
+    return pgw
 
 
 class RunMetrics:
-    """Counts of one run. Owned by the run; the CLI pushes it once, also for failed runs."""
+    """Pushes one run's counts to the Pushgateway, once, also for failed runs."""
 
     def __init__(self, cfg: PushgatewayConfig, pusher: Pusher = pushadd_to_gateway) -> None:
         self._cfg = cfg
         self._pusher = pusher
-        self.registry = CollectorRegistry()
-        self._scalars = {
-            name: Gauge(name, text, registry=self.registry) for name, text in SCALARS.items()
-        }
-        self._rejected = Gauge(
-            "etl_messages_rejected",
-            "messages rejected by the last run, by reason",
-            ["reason"],
-            registry=self.registry,
-        )
-        for reason in REASONS:
-            self._rejected.labels(reason=reason).set(0)
-        self._lag = Gauge(
-            "etl_partition_lag",
-            "messages left after the last run, per partition",
-            ["partition"],
-            registry=self.registry,
-        )
-        self._skipped = Gauge(
-            "etl_offsets_skipped_retention",
-            "offsets deleted by retention before they were read, per partition",
-            ["partition"],
-            registry=self.registry,
-        )
-        self.succeeded = False
-        # The run reads its own counts back (summary, runs table): kept here, mirrored in gauges.
-        self._values = dict.fromkeys(SCALARS, 0.0)
-        self._rejections = dict.fromkeys(REASONS, 0)
 
-    def add(self, name: str, amount: float) -> None:
-        self.set(name, self._values[name] + amount)
-
-    def set(self, name: str, value: float) -> None:
-        self._values[name] = value
-        self._scalars[name].set(value)
-
-    def get(self, name: str) -> float:
-        return self._values[name]
-
-    def reject(self, reason: str, amount: int = 1) -> None:
-        self._rejections[reason] += amount
-        self._rejected.labels(reason=reason).set(self._rejections[reason])
-
-    def rejected(self) -> dict[str, int]:
-        return dict(self._rejections)
-
-    def set_lag(self, lag: Mapping[int, int]) -> None:
-        for partition, value in lag.items():
-            self._lag.labels(partition=str(partition)).set(value)
-
-    def set_skipped(self, partition: int, skipped: int) -> None:
-        self._skipped.labels(partition=str(partition)).set(skipped)
-
-    def finish(self, exit_code: int, ended_at: float, duration: float) -> None:
-        self.set("etl_run_exit_code", exit_code)
-        self.set("etl_last_run_timestamp_seconds", ended_at)
-        self.set("etl_run_duration_seconds", duration)
-        self.succeeded = exit_code == 0
-        if self.succeeded:
-            # Registered only on success: pushadd then leaves the previous value in place.
-            Gauge(
-                "etl_last_success_timestamp_seconds",
-                "end time of the last successful run, Unix seconds",
-                registry=self.registry,
-            ).set(ended_at)
-
-    def push(self) -> bool:
+    def push(self, counts: RunCounts) -> bool:
         """Push to the Pushgateway if one is configured; True when pushed."""
         if not self._cfg.url:
             return False
@@ -120,7 +92,7 @@ class RunMetrics:
             self._pusher(
                 self._cfg.url,
                 job=self._cfg.job,
-                registry=self.registry,
+                registry=registry_for(counts),
                 grouping_key=dict(self._cfg.grouping_key),
                 timeout=self._cfg.timeout_seconds,
             )
@@ -132,3 +104,20 @@ class RunMetrics:
             )
             return False
         return True
+
+
+def probe(cfg: PushgatewayConfig, timeout: float) -> str:
+    """What ``etl check`` reports of the Pushgateway: ``GET {url}/-/healthy`` answers 200."""
+    url = cfg.url.rstrip("/") + "/-/healthy"
+    try:
+        # The scheme is validated by PushgatewayConfig: only http:// and https:// reach here.
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise PushgatewayUnavailable(f"{cfg.url}: {reason}") from exc
+    if status != 200:
+        raise PushgatewayUnavailable(f"{url} answered HTTP {status}")
+    return f"{cfg.url} healthy"

@@ -37,22 +37,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from etl.core.batch import BatchDecoder
+from etl.core.counts import RunCounts
 from etl.core.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted
 from etl.core.ports import (
+    NullTracker,
     PartitionProgress,
+    Publisher,
     Sink,
     Source,
     StoredRejection,
     StoredRow,
+    Tracker,
     WriteResult,
 )
-from etl.kafka.tracker import NullTracker, Tracker
-from etl.metrics import RunMetrics
 
 log = logging.getLogger(__name__)
 
 
-OnBatch = Callable[[Sequence[PartitionProgress], RunMetrics], None]
+OnBatch = Callable[[Sequence[PartitionProgress], RunCounts], None]
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Run:
     settings: RunSettings
     source: Source
     sink: Sink
-    metrics: RunMetrics
+    publisher: Publisher
     stop_requested: Callable[[], bool]
     tracker: Tracker = field(default_factory=NullTracker)
     on_batch: OnBatch | None = None
@@ -104,11 +106,12 @@ class Run:
     _writer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-sink")
     )
+    counts: RunCounts = field(default_factory=RunCounts)
     _pending: _InFlight | None = None
     _committed: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._decoder = BatchDecoder(self.metrics)
+        self._decoder = BatchDecoder(self.counts)
 
     def execute(self) -> RunSummary:
         """Returns the summary; re-raises only unexpected errors (bugs), after reporting them."""
@@ -184,14 +187,14 @@ class Run:
             return
         if pending.write is not None:
             result = pending.write.result()  # re-raises the sink's error: nothing committed
-            self.metrics.add("etl_rows_inserted", result.inserted)
-            self.metrics.add("etl_rows_duplicate", result.duplicates)
-            self.metrics.add("etl_batches", 1)
+            self.counts.add("etl_rows_inserted", result.inserted)
+            self.counts.add("etl_rows_duplicate", result.duplicates)
+            self.counts.add("etl_batches", 1)
             self._track(pending.rows, pending.rejections)
         changed = {p: o for p, o in pending.offsets.items() if self._committed.get(p) != o}
         self._committed.update(self.source.commit(changed))
         if self.on_batch is not None:
-            self.on_batch(self.source.progress(), self.metrics)
+            self.on_batch(self.source.progress(), self.counts)
 
     def _track(self, rows: list[StoredRow], rejections: list[StoredRejection]) -> None:
         ok = [r.row.request_id for r in rows if r.row.request_id]
@@ -209,7 +212,7 @@ class Run:
         # its offsets stay uncommitted, so the next run re-reads (and skips) that batch.
         self._writer.shutdown(wait=True)
         summary.duration_seconds = duration
-        m = self.metrics
+        m = self.counts
         try:
             # "reached" is what was stored and committed, not what was read ahead of it.
             summary.partitions = [
@@ -253,7 +256,7 @@ class Run:
             self.source.close()
             self.sink.close()
         m.finish(summary.exit_code, self.now().timestamp(), duration)
-        pushed = m.push()
+        pushed = self.publisher.push(m)
         log_fn = log.info if summary.exit_code == EXIT_OK else log.error
         log_fn(
             "run finished",

@@ -25,6 +25,14 @@ from tests.helpers.private_services import PrivateKafka, private_kafka
 from tests.helpers.services import HOW_TO_START, SCHEMA, Services, docker_available, from_env
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the real services is an integration test: marked so, whatever its file,
+    so ``pytest -m "not integration"`` is the fast offline loop."""
+    for item in items:
+        if "services" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     found = from_env()
@@ -78,7 +86,7 @@ def database(make_database: Callable[[], str]) -> str:
 def schema_db(database: str) -> str:
     """A fresh database with schema.sql applied."""
     with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(SCHEMA.read_text())  # type: ignore[arg-type]
+        conn.execute(SCHEMA.read_text())
     return database
 
 

@@ -129,7 +129,7 @@ def test_timestamps_resolve_through_the_broker_answers() -> None:
     assert plan(aim, marks) == (25, 70, None)
     # no message at or after the times: start at the end, stop at the end
     none = Watermarks(10, 100, 40, from_time_offset=NO_OFFSET, until_time_offset=NO_OFFSET)
-    assert plan(aim, none) == (100, 100, None)
+    assert plan(aim, none) == (100, 100, "no message in the time window on this partition")
 
 
 def test_replay_ranges_are_taken_as_recorded() -> None:
@@ -153,3 +153,25 @@ def test_only_a_plain_run_writes_offsets() -> None:
     assert not Aim(commit=False).writes_offsets
     assert not Aim(dry_run=True).writes_offsets
     assert not Aim(replay={0: (0, 5)}).writes_offsets
+
+
+@pytest.mark.parametrize("text", ["0,,1", "0,", ",1", "", "1,1", "-1", "x"])
+def test_partition_lists_with_holes_repeats_or_junk_are_usage_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="--partitions"):
+        parse_partitions(text)
+
+
+def test_partition_lists_parse() -> None:
+    assert parse_partitions("0, 3,5") == frozenset({0, 3, 5})
+
+
+def test_an_empty_range_as_typed_is_a_usage_error_but_empty_data_is_not() -> None:
+    typed = Aim(from_offset=OffsetSpec(30), until_offset=OffsetSpec(30))
+    with pytest.raises(ConfigError, match="empty or reversed"):
+        plan(typed)
+    window = Aim(
+        from_timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        until_timestamp=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    quiet = Watermarks(10, 100, 40, from_time_offset=60, until_time_offset=60)
+    assert plan(window, quiet) == (60, 60, "no message in the time window on this partition")

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 from tests.helpers.runs import (
     BAD,
     committed,
+    error_line,
     etl_command,
     good,
     rejections,
@@ -116,7 +117,7 @@ def test_usage_errors_exit_2_before_reading(
 ) -> None:
     result = run_etl(etl_env(topic10), *args)
     assert result.returncode == 2, result.stderr
-    assert message in result.stderr.strip().splitlines()[-1]
+    assert message in error_line(result)
     assert rows(schema_db) == []
     assert no_group_offsets(services, group, topic10)
 
@@ -254,7 +255,7 @@ def test_runs_table_records_every_run_and_replay_fills_another_database(
 
     staging = make_database()
     with psycopg.connect(staging, autocommit=True) as conn:
-        conn.execute(SCHEMA.read_text())  # type: ignore[arg-type]
+        conn.execute(SCHEMA.read_text())
     before = committed(services, group, topic10, 2)
     replay = run_etl(env, "--replay-run", str(run_id), "--dsn", staging)
     assert replay.returncode == 0, replay.stderr
@@ -292,7 +293,7 @@ def test_tracker_events_for_every_request_id(
     for _ in range(100):
         msg = consumer.poll(0.5)
         if msg is not None and not msg.error():
-            events.append(orjson.loads(msg.value()))
+            events.append(orjson.loads(msg.value() or b"null"))
         if len(events) >= 6:
             break
     consumer.close()
@@ -324,5 +325,8 @@ def test_explicit_commit_refused_by_a_live_group_fails_instead_of_passing_silent
     finally:
         member.close()
     assert result.returncode == 3, result.stderr
-    assert "offset commit failed" in result.stderr.strip().splitlines()[-1]
+    line = error_line(result)
+    assert line.startswith(f"etl: error: offset commit failed: group '{group}' has live members")
+    assert "(Commit failed: Broker: Unknown member)" in line
+    assert "stop those consumers and run again, or use another --group" in line
     assert len(rows(schema_db)) == 20  # the rows are stored; only the commit was refused

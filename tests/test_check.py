@@ -57,7 +57,7 @@ def test_a_missing_topic_fails_the_kafka_check(services: Services, database: str
         ETL_PUSHGATEWAY__URL=services.pushgateway,
     )
     assert result.exit_code == 3
-    assert "kafka: FAILED topic 'etl-test-no-such-topic' does not exist" in result.stdout
+    assert "kafka: FAILED topic 'etl-test-no-such-topic': does not exist" in result.stdout
 
 
 def test_postgresql_stopped_exits_4(services: Services, make_topic: Callable[[int], str]) -> None:

@@ -167,10 +167,10 @@ def test_a_malformed_interval_is_a_usage_error_before_any_sql(
     ("text", "canonical"),
     [
         ("7 days", "7 days"),
-        (" 1 DAY 12 hours ", "1 days 12 hours"),
+        (" 1 DAY 12 hours ", "1 day 12 hours"),
         ("90min", "90 minutes"),
         ("2 weeks", "2 weeks"),
-        ("1 mon", "1 months"),
+        ("1 mon", "1 month"),
         ("30s", "30 seconds"),
     ],
 )
@@ -204,3 +204,26 @@ def test_postgresql_unavailable_exits_4() -> None:
     result = etl(CLOSED_DSN, "cleanup", "new-reports")
     assert result.exit_code == 4
     assert result.stderr.startswith("etl: error: PostgreSQL unavailable")
+
+
+def test_dry_run_limit_lists_the_oldest_and_says_how_many_in_all(filled: str) -> None:
+    result = etl(filled, "cleanup", "new-reports", "--dry-run", "--limit", "1", "--output", "json")
+    assert result.exit_code == 0, result.output
+    assert [orjson.loads(line)["org_id"] for line in result.stdout.splitlines()] == [1]
+    assert result.stderr == (
+        "dry run: 2 row(s) of new_reports older than 7 days would be deleted"
+        " (listed the oldest 1; --limit 0 lists all)\n"
+    )
+
+
+def test_count_only_prints_one_line_and_deletes_nothing(filled: str) -> None:
+    result = etl(filled, "cleanup", "new-reports", "--count", "--max-age", "1 day")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2 row(s) of new_reports older than 1 day would be deleted\n"
+    assert keys(filled, "new_reports") == [1, 2, 3]
+
+
+def test_cleanup_takes_dsn_over_the_configured_database(filled: str) -> None:
+    result = etl(CLOSED_DSN, "cleanup", "rejections", "--count", "--dsn", filled)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("1 row(s) of rejected_messages")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -59,21 +60,31 @@ def test_config_show_output_loads_back_as_a_config_file(tmp_path: Path) -> None:
 
 
 def test_config_show_with_a_bad_key_exits_2() -> None:
-    code, _, err = show(ETL_BATCH__MAX_MESSAGES="lots")
+    code, _, err = show(ETL_BATCH__MAX_MESSAGES="lots", ETL_LOG__FORMAT="text")
     assert code == 2
     assert err == "etl: error: batch.max_messages: expected an integer, got 'lots'\n"
 
 
-def test_toml_strings_are_escaped() -> None:
-    text = to_toml({"s": {"k": 'a "quoted" \\ back\nslash\t\x01', "dotted.key": {"x.y": True}}})
-    assert tomllib.loads(text) == {
-        "s": {"k": 'a "quoted" \\ back\nslash\t\x01', "dotted.key": {"x.y": True}}
+def test_toml_keys_and_strings_round_trip_through_tomllib() -> None:
+    doc = {
+        "s": {
+            "k": 'a "quoted" \\ back\nslash\t\x01',
+            "new\nline key": "v",
+            "dotted.key": {"x.y": True, "tab\tkey": 1},
+        }
     }
+    assert tomllib.loads(to_toml(doc)) == doc
 
 
-def test_table_lines_align_columns() -> None:
-    lines = list(table_lines(["org_id", "age_days"], [{"org_id": 1, "age_days": 3}]))
-    assert lines == ["org_id      age_days", "1           3"]
+def test_table_columns_are_as_wide_as_their_widest_cell_and_numbers_align_right() -> None:
+    rows: list[dict[str, Any]] = [{"org_id": 1, "name": "a"}, {"org_id": 12345678, "name": None}]
+    lines = list(table_lines(["org_id", "name", "note"], rows))
+    assert lines == ["  org_id  name  note", "       1  a     -", "12345678  -     -"]
+
+
+def test_table_rows_after_the_measured_ones_are_streamed() -> None:
+    rows = [{"k": "ab"}, {"k": "abcdef"}]
+    assert list(table_lines(["k"], rows, sample=1)) == ["k", "ab", "abcdef"]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from etl.cli.app import app
 from etl.core.config import load_config
 from etl.core.errors import ConfigError
+from etl.core.suggest import closest
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -87,7 +88,7 @@ def test_secrets_are_masked_in_repr_and_masked_view() -> None:
     [
         ({"ETL_BATCH__MAX_MESSAGES": "ten"}, "batch.max_messages: expected an integer"),
         ({"ETL_BATCH__MAX_MESSAGES": "0"}, "batch.max_messages: must be >= 1"),
-        ({"ETL_BATCH__MAX_SIZE": "1"}, "batch.max_size: unknown configuration key"),
+        ({"ETL_BATCH__MAX_SIZE": "1"}, "ETL_BATCH__MAX_SIZE: unknown configuration key"),
         ({"ETL_NOPE__X": "1"}, "ETL_NOPE__X: unknown configuration section"),
         ({"ETL_KAFKA__AUTO_OFFSET_RESET": "smallest"}, "kafka.auto_offset_reset: must be"),
         ({"ETL_PUSHGATEWAY__URL": "pgw:9091"}, "pushgateway.url: must start with http"),
@@ -124,6 +125,7 @@ def test_bad_toml_and_unknown_sections_in_the_file(tmp_path: Path) -> None:
 
 def test_cli_run_with_invalid_config_exits_2_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ETL_BATCH__MAX_BYTES", "lots")
+    monkeypatch.setenv("ETL_LOG__FORMAT", "text")
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 2
     assert result.output.strip() == ("etl: error: batch.max_bytes: expected an integer, got 'lots'")
@@ -147,3 +149,52 @@ def test_cli_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("etl ")
+
+
+def test_every_bad_key_is_reported_at_once_with_the_closest_name(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka]\ntopik = "t"\n[batch]\nmax_messages = "ten"\n[valdation]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path, {"ETL_POSTGRES__DNS": "x", "ETL_BATCH__MAX_BYTES": "1"})
+    text = str(err.value)
+    assert text.startswith("5 configuration problems: ")
+    for part in (
+        "kafka.topik: unknown configuration key (did you mean kafka.topic?)",
+        "valdation: unknown configuration section (did you mean validation?)",
+        "ETL_POSTGRES__DNS: unknown configuration key (did you mean ETL_POSTGRES__DSN?)",
+        "batch.max_messages: expected an integer",
+        "batch.max_bytes: must be >= 1024",
+    ):
+        assert part in text, part
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("var", "hint"),
+    [
+        (
+            "ETL_KAFKA_TOPIC",
+            "ETL_KAFKA_TOPIC: names no configuration key (did you mean ETL_KAFKA__TOPIC?)",
+        ),
+        ("ETL_KAFKA__CLIENT_SASL_PASSWORD", "(did you mean ETL_KAFKA__CLIENT__SASL_PASSWORD?)"),
+        ("ETL_KAFKA__TOPIC__X", "ETL_KAFKA__TOPIC__X: expected ETL_<SECTION>__<KEY>"),
+    ],
+)
+def test_an_etl_variable_that_names_no_key_is_reported(var: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, {var: "never-shown-value"})
+    assert hint in str(err.value)
+    assert "never-shown-value" not in str(err.value)
+
+
+def test_the_dev_scripts_variables_are_not_configuration() -> None:
+    cfg = load_config(None, {"ETL_SERVICES_DIR": "/tmp/x", "ETL_KAFKA_PORT": "1", "ETL_CONFIG": ""})
+    assert cfg.kafka.topic == "ccx.ocp.results"
+
+
+def test_closest_name_ignores_case_and_underscore_runs_and_gives_up_when_far() -> None:
+    assert closest("ETL_KAFKA_TOPIC", ["ETL_KAFKA__TOPIC", "ETL_KAFKA__GROUP_ID"]) == (
+        "ETL_KAFKA__TOPIC"
+    )
+    assert closest("topik", ["topic", "group_id"]) == "topic"
+    assert closest("dns", ["dsn", "connect_timeout_seconds"]) == "dsn"
+    assert closest("color", ["topic", "group_id"]) is None

@@ -280,3 +280,11 @@ def test_request_id_is_kept_for_the_tracker_on_rows_and_rejections() -> None:
     assert rejected(orjson.dumps(message(OrgID="x"))).request_id == "abc"
     assert rejected(b"[]").request_id is None
     assert ok(orjson.dumps(message(RequestId=5))).request_id is None
+
+
+@pytest.mark.parametrize("depth", [254, 256, 1000, 1023])
+def test_a_deeply_nested_report_is_a_value_never_an_exception(depth: int) -> None:
+    report = message()["Report"] | {"deep": "@"}
+    raw = orjson.dumps(message(Report=report)).replace(b'"@"', b"[" * depth + b"]" * depth)
+    result = decode(raw, LATEST)
+    assert isinstance(result, Row | Rejection)

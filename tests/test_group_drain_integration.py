@@ -19,7 +19,17 @@ import orjson
 import psycopg
 from confluent_kafka import Consumer
 
-from tests.helpers.runs import ETL, Env, committed, good, pushed, rows, run_etl, summary
+from tests.helpers.runs import (
+    ETL,
+    Env,
+    committed,
+    error_line,
+    good,
+    pushed,
+    rows,
+    run_etl,
+    summary,
+)
 from tests.helpers.services import ROOT, Services
 
 SESSION = {"ETL_KAFKA__CLIENT__SESSION_TIMEOUT_MS": "6000"}
@@ -213,7 +223,7 @@ def test_a_member_that_never_commits_makes_the_run_exit_3_naming_what_is_behind(
         idle = sorted(held)
     assert result.returncode == 3, result.stderr
     assert took < 40, took
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(result)
     behind = ", ".join(f"partition {p} (lag 100)" for p in idle)
     assert last.startswith(f"etl: error: topic {topic!r} not drained"), last
     assert last.endswith(f"behind: {behind}"), last

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.private_services import PrivateKafka
-from tests.helpers.runs import Env, committed, good, rows
+from tests.helpers.runs import Env, committed, error_line, good, rows
 from tests.helpers.services import ROOT, Services
 
 HARNESS = Path(__file__).parent / "helpers" / "hold_before_commit.py"
@@ -41,7 +41,7 @@ def _held_run(
         # fails a waiting commit) must not be what ends the wait.
         ETL_KAFKA__CLIENT__SESSION_TIMEOUT_MS="30000",
         ETL_BATCH__MAX_MESSAGES="50",
-        ETL_TEST_HOLD_DIR=str(hold),
+        HOLD_BEFORE_COMMIT_DIR=str(hold),
     )
     proc = subprocess.Popen(
         [sys.executable, str(HARNESS), "run"],
@@ -84,7 +84,7 @@ def test_broker_killed_during_the_commit_and_kept_down_exits_3_in_bounded_time(
     took = time.monotonic() - began
     assert proc.returncode == 3, err
     assert took < TIMEOUT + 20, took
-    last = err.strip().splitlines()[-1]
+    last = error_line(subprocess.CompletedProcess(proc.args, proc.returncode, "", err))
     assert last.startswith("etl: error: Kafka did not answer within 5s (offset commit)"), last
     stored = len(rows(schema_db))
     assert 0 < stored < 2000
@@ -105,7 +105,8 @@ def test_sigterm_during_the_outage_ends_the_run_within_10_seconds_with_exit_6(
     took = time.monotonic() - began
     assert proc.returncode == 6, err
     assert took < 10, took
-    assert "stopped by signal" in err.strip().splitlines()[-1]
+    last = error_line(subprocess.CompletedProcess(proc.args, proc.returncode, "", err))
+    assert "stopped by signal" in last, last
     stored = len(rows(schema_db))
     assert 0 < stored < 2000
     assert _committed_after_restart(private_broker, group, topic) <= stored

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from etl.core.config import PushgatewayConfig
+from etl.core.counts import RunCounts
 from etl.core.errors import KafkaUnavailable, PostgresUnavailable
 from etl.core.ports import (
     Batch,
@@ -128,14 +129,21 @@ def run_with(
     sink: FakeSink,
     stop: Callable[[], bool] = lambda: False,
     max_messages: int = 2,
-) -> tuple[Any, RunMetrics, Pushes]:
+) -> tuple[Any, RunCounts, Pushes]:
     pushes = Pushes()
-    metrics = RunMetrics(PushgatewayConfig(url="http://pgw:9091", job="etl"), pusher=pushes)
+    publisher = RunMetrics(PushgatewayConfig(url="http://pgw:9091", job="etl"), pusher=pushes)
+    counts = RunCounts()
     settings = RunSettings("topic", max_messages, 1 << 20, timedelta(minutes=5))
     summary = execute(
-        settings, source=source, sink=sink, metrics=metrics, stop_requested=stop, now=lambda: NOW
+        settings,
+        source=source,
+        sink=sink,
+        publisher=publisher,
+        counts=counts,
+        stop_requested=stop,
+        now=lambda: NOW,
     )
-    return summary, metrics, pushes
+    return summary, counts, pushes
 
 
 def msgs(*values: bytes) -> list[Message]:
@@ -180,14 +188,15 @@ def test_a_database_failure_commits_no_offset_of_that_batch_and_exits_4() -> Non
     assert source.closed
     assert len(pushes.calls) == 1  # failed runs push too
     assert metrics.get("etl_run_exit_code") == 4
-    assert "etl_last_success_timestamp_seconds" not in {m.name for m in metrics.registry.collect()}
+    pushed = {m.name for m in pushes.calls[0]["registry"].collect()}
+    assert "etl_last_success_timestamp_seconds" not in pushed
 
 
 def test_a_successful_run_pushes_its_success_time() -> None:
     events: list[str] = []
-    _, metrics, pushes = run_with(FakeSource(events, msgs(value(1)), stop=1), FakeSink(events))
+    _, _, pushes = run_with(FakeSource(events, msgs(value(1)), stop=1), FakeSink(events))
     assert pushes.calls[0]["job"] == "etl"
-    names = {m.name for m in metrics.registry.collect()}
+    names = {m.name for m in pushes.calls[0]["registry"].collect()}
     assert "etl_last_success_timestamp_seconds" in names
 
 
@@ -201,10 +210,8 @@ def test_an_empty_partition_finishes_without_writing() -> None:
 def test_a_stop_request_finishes_the_current_batch_then_exits_6() -> None:
     events: list[str] = []
     source = FakeSource(events, msgs(value(1), value(2), value(3), value(4)), stop=4)
-    calls = {"n": 0}
 
     def stop() -> bool:
-        calls["n"] += 1
         return "write 2+0" in events
 
     summary, _, _ = run_with(source, FakeSink(events), stop=stop)
@@ -236,17 +243,18 @@ def test_a_bug_still_pushes_metrics_and_propagates() -> None:
             raise ZeroDivisionError
 
     pushes = Pushes()
-    metrics = RunMetrics(PushgatewayConfig(url="http://pgw:9091"), pusher=pushes)
+    counts = RunCounts()
     with pytest.raises(ZeroDivisionError):
         execute(
             RunSettings("t", 5, 1 << 20, timedelta(0)),
             source=FakeSource(events, msgs(value(1)), stop=1),
             sink=Buggy(events),
-            metrics=metrics,
+            publisher=RunMetrics(PushgatewayConfig(url="http://pgw:9091"), pusher=pushes),
+            counts=counts,
             stop_requested=lambda: False,
             now=lambda: NOW,
         )
-    assert metrics.get("etl_run_exit_code") == 1
+    assert counts.get("etl_run_exit_code") == 1
     assert len(pushes.calls) == 1
 
 
@@ -257,12 +265,12 @@ def test_a_pushgateway_failure_does_not_change_the_exit_code(error: Exception) -
     def down(url: str, **kwargs: Any) -> None:
         raise error
 
-    metrics = RunMetrics(PushgatewayConfig(url="http://pgw:9091"), pusher=down)
+    publisher = RunMetrics(PushgatewayConfig(url="http://pgw:9091"), pusher=down)
     summary = execute(
         RunSettings("t", 5, 1 << 20, timedelta(0)),
         source=FakeSource(events, msgs(value(1)), stop=1),
         sink=FakeSink(events),
-        metrics=metrics,
+        publisher=publisher,
         stop_requested=lambda: False,
         now=lambda: NOW,
     )

@@ -21,6 +21,7 @@ from tests.helpers.runs import (
     ETL,
     Env,
     committed,
+    error_line,
     good,
     pushed,
     rejections,
@@ -153,8 +154,7 @@ def test_postgres_down_exits_4_and_commits_no_offset(
     env = etl_env(topic, ETL_POSTGRES__DSN="postgresql://postgres:pw@127.0.0.1:1/postgres")
     result = run_etl(env)
     assert result.returncode == 4
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("etl: error: PostgreSQL unavailable")
+    assert error_line(result).startswith("etl: error: PostgreSQL unavailable")
     assert "pw" not in result.stderr.replace("PostgreSQL", "")
     assert committed(services, group, topic, 3) == {0: -1001, 1: -1001, 2: -1001}
     assert pushed(services, env["ETL_PUSHGATEWAY__JOB"])["etl_run_exit_code"] == 4
@@ -164,7 +164,7 @@ def test_kafka_unreachable_exits_3(etl_env: Env) -> None:
     env = etl_env("any", ETL_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:1")
     result = run_etl(env)
     assert result.returncode == 3, result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("etl: error: cannot reach Kafka")
+    assert error_line(result).startswith("etl: error: cannot reach Kafka")
 
 
 def test_missing_topic_exits_3(etl_env: Env) -> None:
@@ -188,7 +188,7 @@ def test_missing_schema_exits_5_and_commits_nothing(
     assert committed(services, group, loaded_topic[0], 3) == {0: -1001, 1: -1001, 2: -1001}
     with psycopg.connect(schema_db, autocommit=True) as conn:
         conn.execute("ALTER TABLE rejected_messages DROP COLUMN detail")
-        conn.execute((ROOT / "schema.sql").read_text())  # type: ignore[arg-type]
+        conn.execute((ROOT / "schema.sql").read_text())
     result = run_etl(etl_env(loaded_topic[0]))
     assert result.returncode == 5
     assert "table rejected_messages lacks column(s) detail" in result.stderr
@@ -230,10 +230,10 @@ def test_sigterm_commits_what_was_written_and_exits_6(
     env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="10")
     proc = subprocess.Popen([*ETL], env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stderr is not None
-    for line in proc.stderr:
-        if "partitions assigned" in line:
-            break
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while committed(services, group, topic, 1)[0] <= 0:  # the run is past its first batch
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 6, err
@@ -274,7 +274,7 @@ def test_an_unknown_librdkafka_property_is_a_usage_error(etl_env: Env, tracker: 
     env = etl_env("any", ETL_KAFKA__CLIENT__FOO_BAR="1", ETL_TRACKER__TOPIC=tracker)
     result = run_etl(env)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert error_line(result) == (
         'etl: error: kafka.client: No such configuration property: "foo.bar"'
     )
 

@@ -8,15 +8,15 @@ Usage errors (bad ``--to``, ``--max-age``, a missing ``--yes``) exit 2 before an
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from etl.cli import check as checks
-from etl.cli.common import ConfigOption, epilog, handled, load
+from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, handled, load
 from etl.cli.logs import setup_logging
 from etl.cli.render import json_lines, table_lines, to_toml
 from etl.core.errors import ConfigError
@@ -36,10 +36,10 @@ config_app = typer.Typer(help="Inspect the effective configuration.")
 
 
 @db_app.command("init", epilog=epilog(_PG, _SCHEMA))
-def db_init(config: ConfigOption = None) -> None:
+def db_init(config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Create the whole schema on an empty database; do nothing on an up-to-date one."""
     with handled():
-        cfg = load(config)
+        cfg = load(config, dsn)
         with admin.connect(cfg.postgres) as conn:
             steps = admin.init(conn)
     if steps:
@@ -51,15 +51,17 @@ def db_init(config: ConfigOption = None) -> None:
 @db_app.command("migrate", epilog=epilog(_PG, _SCHEMA))
 def db_migrate(
     to: Annotated[
-        str, typer.Option("--to", help=f"Target version 0..{LATEST}, or 'latest'.")
+        str,
+        typer.Option("--to", help=f"Target version 0..{LATEST}, or 'latest'.", metavar="N|latest"),
     ] = "latest",
     yes: YesOption = False,
     config: ConfigOption = None,
+    dsn: DsnOption = None,
 ) -> None:
     """Migrate up or down to a version, one transaction per step (down needs --yes)."""
     with handled():
         target = parse_target(to)
-        cfg = load(config)
+        cfg = load(config, dsn)
         with admin.connect(cfg.postgres) as conn:
             current = admin.current_version(conn)
             if current is not None and target < current <= LATEST and not yes:
@@ -73,10 +75,10 @@ def db_migrate(
 
 
 @db_app.command("version", epilog=epilog(_PG, _SCHEMA))
-def db_version(config: ConfigOption = None) -> None:
+def db_version(config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Print the database's schema version and the latest this etl provides."""
     with handled():
-        cfg = load(config)
+        cfg = load(config, dsn)
         with admin.connect(cfg.postgres) as conn:
             current = admin.current_version(conn)
     typer.echo(f"current: {'none' if current is None else current}")
@@ -84,12 +86,12 @@ def db_version(config: ConfigOption = None) -> None:
 
 
 @db_app.command("drop", epilog=epilog(_PG, "5: a table etl does not own depends on them"))
-def db_drop(yes: YesOption = False, config: ConfigOption = None) -> None:
+def db_drop(yes: YesOption = False, config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Drop every table etl owns, dependents first, whatever the schema version."""
     with handled():
         if not yes:
             raise ConfigError("drop deletes every table and its data; add --yes")
-        cfg = load(config)
+        cfg = load(config, dsn)
         with admin.connect(cfg.postgres) as conn:
             dropped = admin.drop(conn)
     typer.echo(f"dropped {len(dropped)} table(s): {', '.join(dropped) or 'none'}")
@@ -99,59 +101,79 @@ MaxAge = Annotated[
     str | None,
     typer.Option(
         "--max-age",
-        help=f"PostgreSQL-style interval, e.g. '7 days', '1 day 12 hours' [default: "
-        f"{cleanup.DEFAULT_MAX_AGE}].",
+        metavar="INTERVAL",
+        help=f"PostgreSQL-style interval, e.g. '7 days', '1 day 12 hours' (default: "
+        f"{cleanup.DEFAULT_MAX_AGE}).",
         show_default=False,
     ),
 ]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="List the rows that would go; delete nothing.")
 ]
+Limit = Annotated[
+    int,
+    typer.Option(
+        "--limit", min=0, help="Dry run: list at most this many of the oldest rows (0: all)."
+    ),
+]
+CountOnly = Annotated[
+    bool, typer.Option("--count", help="Only count the rows that would go; delete nothing.")
+]
 ChunkSize = Annotated[
     int, typer.Option("--chunk-size", min=1, help="Rows deleted per transaction.")
 ]
-Output = Annotated[
-    str,
-    typer.Option(
-        "--output", help="Dry-run listing: auto (table on a TTY, else JSON lines), table, json."
-    ),
-]
+DEFAULT_LIMIT = 100
 _CLEANUP_EPILOG = epilog(_PG, _MISSING)
 
 
-def _cleanup(
-    name: str,
-    *,
-    max_age: str | None,
-    dry_run: bool,
-    chunk_size: int,
-    output: str,
-    path: Path | None,
-) -> None:
+@dataclass(frozen=True)
+class _Request:
+    """One ``etl cleanup TARGET`` invocation, as typed."""
+
+    max_age: str | None = None
+    dry_run: bool = False
+    count_only: bool = False
+    limit: int = DEFAULT_LIMIT
+    chunk_size: int = cleanup.DEFAULT_CHUNK_SIZE
+    output: OutputFormat = OutputFormat.AUTO
+    path: Path | None = None
+    dsn: str | None = None
+
+
+def _cleanup(name: str, req: _Request) -> None:
     with handled():
-        interval = cleanup.parse_max_age(max_age or cleanup.DEFAULT_MAX_AGE)
-        if output not in ("auto", "table", "json"):
-            raise ConfigError(f"--output: expected auto, table or json, got {output!r}")
-        cfg = load(path)
+        interval = cleanup.parse_max_age(req.max_age or cleanup.DEFAULT_MAX_AGE)
+        cfg = load(req.path, req.dsn)
         target = cleanup.TARGETS[name]
         with admin.connect(cfg.postgres) as conn:
-            if dry_run:
-                count = _print_listing(target, cleanup.list_old(conn, target, interval), output)
-                typer.echo(
-                    f"dry run: {count} row(s) of {target.table} older than {interval}"
-                    " would be deleted",
-                    err=True,
+            if req.dry_run or req.count_only:
+                total = cleanup.count_old(conn, target, interval)
+                what = f"{total:,} row(s) of {target.table} older than {interval}"
+                if req.count_only:
+                    typer.echo(f"{what} would be deleted")
+                    return
+                listed = _print_listing(
+                    target, cleanup.list_old(conn, target, interval, req.limit), req.output
                 )
+                more = (
+                    f" (listed the oldest {listed:,}; --limit 0 lists all)"
+                    if listed < total
+                    else ""
+                )
+                typer.echo(f"dry run: {what} would be deleted{more}", err=True)
                 return
-            outcome = cleanup.delete_old(conn, target, interval, chunk_size)
+            outcome = cleanup.delete_old(conn, target, interval, req.chunk_size)
     typer.echo(
-        f"deleted {outcome.rows} row(s) of {outcome.table} older than {interval}"
-        f" (before {outcome.cutoff.isoformat(' ')}) in {outcome.chunks} chunk(s)"
+        f"deleted {outcome.rows:,} row(s) of {outcome.table} older than {interval}"
+        f" (before {outcome.cutoff.isoformat(' ', timespec='seconds')})"
+        f" in {outcome.chunks} chunk(s)"
     )
 
 
-def _print_listing(target: cleanup.Target, rows: Iterator[dict[str, object]], output: str) -> int:
-    use_table = output == "table" or (output == "auto" and sys.stdout.isatty())
+def _print_listing(
+    target: cleanup.Target, rows: Iterator[dict[str, object]], output: OutputFormat
+) -> int:
+    use_table = output.as_table()
     count = 0
 
     def counted() -> Iterator[dict[str, object]]:
@@ -176,18 +198,14 @@ def _cleanup_command(target: str, doc: str) -> Callable[..., None]:
     def command(
         max_age: MaxAge = None,
         dry_run: DryRun = False,
+        count: CountOnly = False,
+        limit: Limit = DEFAULT_LIMIT,
         chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
-        output: Output = "auto",
+        output: Output = OutputFormat.AUTO,
         config: ConfigOption = None,
+        dsn: DsnOption = None,
     ) -> None:
-        _cleanup(
-            target,
-            max_age=max_age,
-            dry_run=dry_run,
-            chunk_size=chunk_size,
-            output=output,
-            path=config,
-        )
+        _cleanup(target, _Request(max_age, dry_run, count, limit, chunk_size, output, config, dsn))
 
     command.__doc__ = doc
     return command
@@ -205,34 +223,33 @@ for _target, _doc in (
 def cleanup_reported(
     max_age: MaxAge = None,
     dry_run: DryRun = False,
+    count: CountOnly = False,
+    limit: Limit = DEFAULT_LIMIT,
     chunk_size: ChunkSize = cleanup.DEFAULT_CHUNK_SIZE,
-    output: Output = "auto",
+    output: Output = OutputFormat.AUTO,
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Empty the whole table (needs --yes).")
     ] = False,
     yes: YesOption = False,
     config: ConfigOption = None,
+    dsn: DsnOption = None,
 ) -> None:
     """Delete reported rows by updated_at, or empty the table with --truncate --yes."""
     if not truncate:
-        _cleanup(
-            "reported",
-            max_age=max_age,
-            dry_run=dry_run,
-            chunk_size=chunk_size,
-            output=output,
-            path=config,
-        )
+        request = _Request(max_age, dry_run, count, limit, chunk_size, output, config, dsn)
+        _cleanup("reported", request)
         return
     with handled():
-        if max_age is not None or dry_run:
-            raise ConfigError("--truncate empties the table: no --max-age or --dry-run with it")
+        if max_age is not None or dry_run or count:
+            raise ConfigError(
+                "--truncate empties the table: no --max-age, --dry-run or --count with it"
+            )
         if not yes:
             raise ConfigError("--truncate deletes every row of reported; add --yes")
-        cfg = load(config)
+        cfg = load(config, dsn)
         with admin.connect(cfg.postgres) as conn:
             rows = cleanup.truncate_reported(conn)
-    typer.echo(f"emptied reported ({rows} row(s))")
+    typer.echo(f"emptied reported ({rows:,} row(s))")
 
 
 _CHECK_EPILOG = epilog(

@@ -7,19 +7,19 @@ adapters. Nothing imports them.
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import version as package_version
 from typing import Annotated
 
 import typer
 
 from etl.cli.admin import register as register_admin_commands
+from etl.cli.common import EtlGroup
 from etl.cli.inspect import register as register_inspect_commands
 from etl.cli.run import register as register_run_commands
-from etl.core.errors import EtlError
 
 app = typer.Typer(
     name="etl",
+    cls=EtlGroup,
     help="Drain a Kafka topic of cluster-analysis reports into PostgreSQL new_reports.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,9 +49,5 @@ def _main(
 
 
 def main() -> None:
-    """Console entry point: known errors become one line and their exit code."""
-    try:
-        app()
-    except EtlError as exc:
-        typer.echo(f"etl: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    """Console entry point: every error becomes one line and its exit code (see `EtlGroup`)."""
+    app()

@@ -8,33 +8,25 @@ stands for; ``etl check`` exits with the first failure's code:
     postgres     4  server unreachable; 5 when the schema is not at the latest version
     pushgateway  7  no answer on ``/-/healthy`` (an empty URL means "not pushed": skipped, ok)
 
-The Kafka check uses an AdminClient metadata request for all topics (a request naming the
-topic could auto-create it on brokers that allow that) with the ``[kafka.client]`` settings.
+Each probe lives with its adapter (`etl.kafka.offsets.probe`, `etl.pg.admin`,
+`etl.metrics.probe`); this module only turns their answers and errors into results.
 """
 
 from __future__ import annotations
 
-import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
+from etl import metrics
 from etl.core.config import KafkaConfig, PostgresConfig, PushgatewayConfig
 from etl.core.errors import (
     EtlError,
-    KafkaUnavailable,
     PostgresUnavailable,
-    PushgatewayUnavailable,
     SchemaConflict,
 )
 from etl.core.migrations import LATEST
+from etl.kafka import offsets
 from etl.pg import admin
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT: Final = 10.0
 
@@ -53,29 +45,11 @@ class Result:
 
 
 def check_kafka(cfg: KafkaConfig, timeout: float = DEFAULT_TIMEOUT) -> Result:
-    """The broker answers and ``cfg.topic`` exists; its partitions and their leaders."""
-    conf: dict[str, Any] = {
-        **cfg.client,
-        "bootstrap.servers": cfg.bootstrap_servers,
-        "logger": log,
-    }
+    """The broker answers and ``cfg.topic`` exists; its partitions."""
     try:
-        meta = AdminClient(conf).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        err = exc.args[0] if exc.args else exc
-        text = err.str() if hasattr(err, "str") else str(err)
-        return _failed("kafka", KafkaUnavailable(f"{cfg.bootstrap_servers}: {text}"))
-    topic = meta.topics.get(cfg.topic)
-    if topic is None:
-        return _failed("kafka", KafkaUnavailable(f"topic {cfg.topic!r} does not exist"))
-    if topic.error is not None:
-        return _failed("kafka", KafkaUnavailable(f"topic {cfg.topic!r}: {topic.error.str()}"))
-    parts = sorted(topic.partitions)
-    return Result(
-        "kafka",
-        True,
-        f"{cfg.bootstrap_servers} topic {cfg.topic!r} has {len(parts)} partition(s) {parts}",
-    )
+        return Result("kafka", True, offsets.probe(cfg, timeout))
+    except EtlError as exc:
+        return _failed("kafka", exc)
 
 
 def check_postgres(cfg: PostgresConfig) -> Result:
@@ -105,19 +79,10 @@ def check_pushgateway(cfg: PushgatewayConfig, timeout: float = DEFAULT_TIMEOUT) 
     """``GET {url}/-/healthy`` answers 200; an empty URL is a skip, not a failure."""
     if not cfg.url:
         return Result("pushgateway", True, "skipped: pushgateway.url is empty, nothing is pushed")
-    url = cfg.url.rstrip("/") + "/-/healthy"
     try:
-        # The scheme is validated by PushgatewayConfig: only http:// and https:// reach here.
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return _failed("pushgateway", PushgatewayUnavailable(f"{cfg.url}: {reason}"))
-    if status != 200:
-        return _failed("pushgateway", PushgatewayUnavailable(f"{url} answered HTTP {status}"))
-    return Result("pushgateway", True, f"{cfg.url} healthy")
+        return Result("pushgateway", True, metrics.probe(cfg, timeout))
+    except EtlError as exc:
+        return _failed("pushgateway", exc)
 
 
 def exit_code(results: list[Result]) -> int:

@@ -1,38 +1,103 @@
-"""What every ``etl`` command shares: the ``--config`` option, loading the configuration,
-known errors turned into one ``etl: error:`` line with their exit code, and exit-code epilogs.
+"""What every ``etl`` command shares: the ``--config`` option, loading the configuration (and
+setting up logging from it), known errors turned into one ``etl: error:`` line with their exit
+code, plain flags in help, and exit-code epilogs.
 
-The command modules (`etl.cli_run`, `etl.cli_admin`) import this; it imports no adapter.
+`EtlGroup` is the class of the ``etl`` app's command group. It runs every command with
+typer's own error display turned off, so that whatever the command line parser refuses (an
+unknown option, a value out of range, a value given to a flag) ends like every other error: one
+``etl: error: ...`` line on stderr and exit 2, followed by the same failure as a JSON event when
+the logs are JSON lines.
+
+The command modules (`etl.cli_run`, `etl.cli_admin`, `etl.cli_inspect`) import this; it imports
+no adapter.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
+from etl.cli import logs
 from etl.core.config import Config, load_config
-from etl.core.errors import EtlError
+from etl.core.errors import ConfigError, EtlError
+
+
+class OutputFormat(StrEnum):
+    """How a listing is printed: aligned table, JSON lines, or a table only on a terminal."""
+
+    AUTO = "auto"
+    TABLE = "table"
+    JSON = "json"
+
+    def as_table(self) -> bool:
+        return self is OutputFormat.TABLE or (self is OutputFormat.AUTO and sys.stdout.isatty())
+
+
+Output = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output",
+        help="table, json (one object per line), or auto: a table on a terminal, else json.",
+        metavar="auto|table|json",
+    ),
+]
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="TOML configuration file (default: $ETL_CONFIG).", show_default=False
+        "--config",
+        "-c",
+        help="TOML configuration file (default: $ETL_CONFIG).",
+        show_default=False,
+        metavar="PATH",
     ),
 ]
+DsnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        help="Target database instead of postgres.dsn (e.g. staging).",
+        show_default=False,
+        metavar="DSN",
+    ),
+]
+EXIT_USAGE = ConfigError.exit_code
+_BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"})
 
 
-def load(path: Path | None) -> Config:
-    """The configuration from the file (or $ETL_CONFIG) and the environment; ConfigError if bad."""
-    return load_config(path, os.environ)
+def load(path: Path | None, dsn: str | None = None) -> Config:
+    """The configuration from the file (or $ETL_CONFIG) and the environment; ConfigError if bad.
+
+    ``dsn`` (a command's ``--dsn``) replaces ``postgres.dsn``. Logging is set up from the
+    result, so librdkafka and every event of any command follow ``log.level``/``log.format``.
+    """
+    environ = dict(os.environ)
+    if dsn is not None:
+        environ["ETL_POSTGRES__DSN"] = dsn
+    cfg = load_config(path, environ)
+    logs.setup_logging(cfg.log.level, cfg.log.format)
+    return cfg
+
+
+def report(message: str, code: int) -> None:
+    """The failure on stderr: one ``etl: error:`` line, then a JSON event if logs are JSON."""
+    logs.flush_repeats()
+    typer.echo(f"etl: error: {message}", err=True)
+    logs.log_failure(message, code)
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """Print one line to stderr and exit with ``code``."""
-    typer.echo(f"etl: error: {message}", err=True)
+    """Report the failure and exit with ``code``."""
+    report(message, code)
     raise typer.Exit(code)
 
 
@@ -49,3 +114,68 @@ def epilog(*codes: str, ok: str = "success") -> str:
     """The ``--help`` epilog listing a command's exit codes, in numeric order."""
     lines = sorted((f"0: {ok}", "2: usage error", *codes), key=lambda line: int(line.split(":")[0]))
     return "Exit codes:\n\n" + "\n\n".join(lines)
+
+
+class EtlGroup(TyperGroup):
+    """The ``etl`` group: one-line usage errors, plain flags in help (see the module doc)."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> NoReturn:
+        logs.reset()
+        try:
+            code = self._run(list(sys.argv[1:] if args is None else args), prog_name, **extra)
+        finally:
+            logs.flush_repeats()
+            logs.reset()  # in-process callers (tests) get the logging they had
+        sys.exit(code)
+
+    def _run(self, argv: list[str], prog_name: str | None, **extra: Any) -> int:
+        _plain_flags(self, typer.Context(self))
+        try:
+            code = super().main(argv, prog_name or "etl", standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # what the parser refused, typer's own errors
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                typer.echo(ctx.get_help())
+                return 0
+            code = exc.exit_code if exc.exit_code != 1 else EXIT_USAGE
+            report(_usage_text(exc, argv), code)
+            return int(code)
+        except EtlError as exc:
+            report(str(exc), exc.exit_code)
+            return exc.exit_code
+        except typer.Abort:
+            report("aborted", 1)
+            return 1
+        return code if isinstance(code, int) else 0
+
+
+def _usage_text(exc: typer.TyperException, argv: list[str]) -> str:
+    """typer's message on one line, prefixed by the command, with a hint for a flag's value."""
+    text = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    where = ""
+    if ctx is not None:
+        where = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip()
+        flags = {
+            opt
+            for param in ctx.command.params
+            if getattr(param, "is_flag", False)
+            for opt in param.opts
+        }
+        for before, word in pairwise(argv):
+            if before in flags and word.lower() in _BOOL_WORDS and f"({word})" in text:
+                text = f"{before} is a flag and takes no value: give {before} alone or leave it out"
+                break
+    return f"{where}: {text}" if where else text
+
+
+def _plain_flags(command: Any, ctx: typer.Context) -> None:
+    """Show boolean flags (``--dry-run``, ``--help``) in help without a ``<bool>`` value."""
+    help_option = command.get_help_option(ctx)
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub, typer.Context(sub, parent=ctx, info_name=sub.name))

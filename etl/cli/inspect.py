@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
-from etl.cli.common import ConfigOption, epilog, handled
-from etl.cli.render import json_lines, table_lines
+from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, handled
+from etl.cli.render import duration_text, json_lines, table_lines
 from etl.cli.run import (
     FromBeginning,
     FromOffset,
@@ -21,11 +22,10 @@ from etl.cli.run import (
     config_with,
 )
 from etl.core.errors import ConfigError
-from etl.core.plan import aim_from_options
+from etl.core.plan import aim_from_options, parse_timestamp
 from etl.kafka import offsets
 from etl.pg import admin, ledger
-
-Output = Annotated[str, typer.Option("--output", help="table or json")]
+from etl.pg.cleanup import parse_max_age
 
 
 def plan(
@@ -37,7 +37,7 @@ def plan(
     from_beginning: FromBeginning = False,
     partitions: Partitions = None,
     group: Group = None,
-    output: Output = "table",
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """Show per partition where `etl run` with these options would start and stop; reads nothing."""
     with handled():
@@ -50,8 +50,6 @@ def plan(
             from_beginning=from_beginning,
             partitions=partitions,
         )
-        if output not in ("table", "json"):
-            raise ConfigError("--output: must be table or json")
         consumer = offsets.open_consumer(cfg.kafka)
         try:
             existing = offsets.topic_partitions(consumer, cfg.kafka)
@@ -64,9 +62,9 @@ def plan(
             "partition": i.progress.partition,
             "start": i.progress.start,
             "stop": i.progress.stop,
-            "messages": i.progress.stop - i.progress.start,
-            "committed": i.marks.committed if i.marks.committed >= 0 else None,
-            "lag": i.marks.high - max(i.marks.committed, i.marks.low),
+            "messages": i.messages,
+            "committed": i.committed,
+            "lag": i.lag,
             "note": i.note,
         }
         for i in planned
@@ -78,7 +76,7 @@ def plan(
     }
     columns = ["partition", "start", "stop", "messages", "committed", "lag", "note"]
     lines = (
-        json_lines([*rows, totals]) if output == "json" else table_lines(columns, [*rows, totals])
+        table_lines(columns, [*rows, totals]) if output.as_table() else json_lines([*rows, totals])
     )
     for line in lines:
         typer.echo(line)
@@ -87,43 +85,122 @@ def plan(
 def runs_list(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs.")] = 20,
-    output: Output = "table",
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help=f"Only runs with this status ({', '.join(ledger.STATUSES)}).",
+            show_default=False,
+            metavar="STATUS",
+        ),
+    ] = None,
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic", help="Only runs of this topic.", show_default=False, metavar="TOPIC"
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group", help="Only runs of this consumer group.", show_default=False, metavar="GROUP"
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only runs started since this ISO 8601 time (with a zone) or within this "
+            "age, e.g. '2 days', '6 hours'.",
+            show_default=False,
+            metavar="TIME|AGE",
+        ),
+    ] = None,
+    output: Output = OutputFormat.TABLE,
+    dsn: DsnOption = None,
 ) -> None:
     """List recent runs from the runs table, newest first."""
     with handled():
-        cfg = config_with(config)
-        if output not in ("table", "json"):
-            raise ConfigError("--output: must be table or json")
+        where = ledger.RunFilter(status, topic, group, _since(since) if since else None)
+        if status is not None and status not in ledger.STATUSES:
+            raise ConfigError(f"--status: expected one of {', '.join(ledger.STATUSES)}")
+        cfg = config_with(config, dsn=dsn)
         with admin.connect(cfg.postgres) as conn:
-            records = ledger.recent(conn, limit)
-    rows = [
-        {
+            records = ledger.recent(conn, limit, where)
+    if not output.as_table():
+        for line in json_lines(_run_row(r, for_json=True) for r in records):
+            typer.echo(line)
+        return
+    for line in table_lines(_RUN_COLUMNS, [_run_row(r, for_json=False) for r in records]):
+        typer.echo(line)
+
+
+_RUN_COLUMNS = (
+    "id",
+    "started_at",
+    "ended_at",
+    "duration",
+    "status",
+    "exit",
+    "topic",
+    "group",
+    "consumed",
+    "inserted",
+    "duplicates",
+    "rejected",
+    "ranges",
+    "error",
+)
+
+
+def _run_row(r: ledger.RunRecord, *, for_json: bool) -> dict[str, Any]:
+    seconds = (r.ended_at - r.started_at).total_seconds() if r.ended_at else None
+    ranges = " ".join(f"{p}:[{s},{reached})" for p, (s, _, reached) in sorted(r.partitions.items()))
+    if for_json:
+        return {
             "id": r.id,
             "started_at": r.started_at,
+            "ended_at": r.ended_at,
+            "duration_seconds": seconds,
             "status": r.status,
             "exit_code": r.exit_code,
+            "topic": r.topic,
             "group_id": r.group_id,
             **r.counts,
-            "ranges": " ".join(
-                f"{p}:[{s},{reached})" for p, (s, _, reached) in sorted(r.partitions.items())
-            ),
+            "ranges": ranges,
+            "error": r.error,
         }
-        for r in records
-    ]
-    columns = [
-        "id",
-        "started_at",
-        "status",
-        "exit_code",
-        "group_id",
-        "consumed",
-        "inserted",
-        "duplicates",
-        "rejected",
-        "ranges",
-    ]
-    for line in json_lines(rows) if output == "json" else table_lines(columns, rows):
-        typer.echo(line)
+    return {
+        "id": r.id,
+        "started_at": r.started_at.astimezone(),
+        "ended_at": r.ended_at.astimezone() if r.ended_at else None,
+        "duration": duration_text(seconds) if seconds is not None else None,
+        "status": r.status,
+        "exit": r.exit_code,
+        "topic": r.topic,
+        "group": r.group_id,
+        **{k: v for k, v in r.counts.items() if k != "bytes_consumed"},
+        "ranges": ranges,
+        "error": _clip(r.error, 60),
+    }
+
+
+def _since(text: str) -> datetime | str:
+    """``--since``: a moment with a zone, or an age such as '2 days' (validated here)."""
+    if text.strip()[:1].isdigit() and ("-" in text or "T" in text or ":" in text):
+        return parse_timestamp("--since", text)
+    try:
+        return parse_max_age(text)
+    except ConfigError:
+        raise ConfigError(
+            f"--since: expected an ISO 8601 time with a zone or an age like '2 days', got {text!r}"
+        ) from None
+
+
+def _clip(text: str | None, width: int) -> str | None:
+    if text is None or len(text) <= width:
+        return text
+    return text[: width - 3] + "..."
 
 
 def register(app: typer.Typer) -> None:

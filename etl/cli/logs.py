@@ -2,16 +2,28 @@
 
 Events carry structured fields in ``extra={"fields": {...}}``; both formats render them.
 Nothing here knows about secrets: callers only ever log masked values.
+
+librdkafka logs through the ``etl.librdkafka`` logger in every command that opens a client. A broker
+that is down makes it repeat the same line many times a second; `RepeatCollapser` lets the
+first one through and then one line with the count of those held back, per distinct message.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
+
+from etl.core import events
+
+KAFKA_LOGGER = events.LIBRDKAFKA
+REPEAT_WINDOW_SECONDS = 30.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,21 +43,13 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``HH:MM:SS level event key=value ...`` for people watching a terminal.
-
-    On a terminal each line first clears the current one, so a log line never lands in the
-    middle of the progress line (which redraws itself after the next batch).
-    """
-
-    def __init__(self, clear_line: bool = False) -> None:
-        super().__init__()
-        self._prefix = "\r\x1b[K" if clear_line else ""
+    """``HH:MM:SS level event key=value ...`` for people watching a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         fields = getattr(record, "fields", {})
         rest = " ".join(f"{k}={_short(v)}" for k, v in fields.items() if v is not None)
-        line = f"{self._prefix}{ts} {record.levelname.lower():7} {record.getMessage()}"
+        line = f"{ts} {record.levelname.lower():7} {record.getMessage()}"
         if rest:
             line = f"{line}  {rest}"
         if record.exc_info:
@@ -53,16 +57,127 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class RepeatCollapser(logging.Filter):
+    """Let the first of identical librdkafka lines through, then a count instead of repeats.
+
+    A line is identical when level and message are. Within `REPEAT_WINDOW_SECONDS` of its first
+    appearance repeats are held back; the next occurrence after the window is let through with
+    the field ``repeated`` = how many were held back meanwhile, and a new window starts. So a
+    broker down for minutes gives one line per message and window, not hundreds.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._clock = clock
+        self._seen: dict[tuple[int, str], tuple[float, int]] = {}
+        self._last_held: dict[tuple[int, str], logging.LogRecord] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(KAFKA_LOGGER):
+            return True
+        key = (record.levelno, _without_counters(record.getMessage()))
+        now = self._clock()
+        first, held = self._seen.get(key, (now, -1))
+        if held >= 0 and now - first < REPEAT_WINDOW_SECONDS:
+            self._seen[key] = (first, held + 1)
+            self._last_held[key] = record
+            return False
+        self._seen[key] = (now, 0)
+        self._last_held.pop(key, None)
+        if held > 0:
+            _count_into(record, held)
+        return True
+
+    def drain(self) -> list[logging.LogRecord]:
+        """The last held-back line of each message, with its count; the counts start again.
+
+        Called when a command ends, so a repeat that never came back after its window is still
+        told with its count.
+        """
+        out = []
+        for key, record in self._last_held.items():
+            first, held = self._seen[key]
+            _count_into(record, held)
+            self._seen[key] = (first, 0)
+            out.append(record)
+        self._last_held.clear()
+        return out
+
+
+def _count_into(record: logging.LogRecord, held: int) -> None:
+    fields = dict(getattr(record, "fields", {}))
+    fields["repeated"] = held
+    record.fields = fields
+
+
+def _without_counters(message: str) -> str:
+    """librdkafka appends ``(after 0ms in state CONNECT, 3 identical error(s) suppressed)``."""
+    head, sep, _ = message.partition(" (after ")
+    return head if sep else message
+
+
+_json_in_effect: bool | None = None
+
+
 def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
     """Route the ``etl`` loggers to ``stream`` (stderr) in the chosen format."""
+    global _json_in_effect  # noqa: PLW0603 - one process, one logging set-up
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter() if use_json else TextFormatter(clear_line=out.isatty()))
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(RepeatCollapser())
     root = logging.getLogger("etl")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    _json_in_effect = use_json
+
+
+def flush_repeats() -> None:
+    """Write the counts of librdkafka lines held back since their last appearance."""
+    for handler in logging.getLogger("etl").handlers:
+        for found in handler.filters:
+            if isinstance(found, RepeatCollapser):
+                for record in found.drain():
+                    handler.acquire()
+                    try:
+                        handler.emit(record)
+                    finally:
+                        handler.release()
+
+
+def reset() -> None:
+    """Forget the set-up (each command invocation starts from the environment again)."""
+    global _json_in_effect  # noqa: PLW0603
+    _json_in_effect = None
+    root = logging.getLogger("etl")
+    root.handlers[:] = []
+    root.setLevel(logging.NOTSET)
+    root.propagate = True
+
+
+def json_in_effect() -> bool:
+    """Whether this command's logs are JSON lines.
+
+    As set up by `setup_logging`; before that (a usage error found while parsing the command
+    line or the configuration) from ``ETL_LOG__FORMAT`` and whether stderr is a terminal, the
+    same rule ``log.format`` follows.
+    """
+    if _json_in_effect is not None:
+        return _json_in_effect
+    fmt = os.environ.get("ETL_LOG__FORMAT", "auto").strip().lower()
+    return fmt == "json" or (fmt not in ("text", "json") and not sys.stderr.isatty())
+
+
+def log_failure(message: str, exit_code: int) -> None:
+    """The failure as one JSON event on stderr, after the ``etl: error:`` line, if logs are JSON."""
+    if not json_in_effect():
+        return
+    record = logging.LogRecord("etl.cli", logging.ERROR, __file__, 0, "command failed", None, None)
+    record.fields = {"error": message, "exit_code": exit_code}
+    sys.stderr.write(JsonFormatter().format(record) + "\n")
+    sys.stderr.flush()
 
 
 def _short(value: Any) -> str:

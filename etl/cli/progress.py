@@ -1,89 +1,192 @@
-"""What a person at a terminal sees during a long run: a progress line, then a summary table.
+"""The live view of a run on a terminal: a bar and a partition table pinned under the logs.
 
-Used only when stderr is a TTY; logs stay JSON lines otherwise. Pure formatting plus one
-stream: `ProgressBar` is the run's ``on_batch`` callback, redrawing one line at most ten times a
-second; `summary_table` renders the end of a run (or of a dry run) for people.
+Drawn only when stderr is a TTY (`etl run` decides); off a TTY nothing here runs and the logs
+are the only output. While the view is open, log lines scroll above it (the ``etl`` log
+handlers write through rich's console) and it is redrawn several times a second from what has
+been read so far: messages and MB of the planned total, rate, elapsed time, ETA, rejections, and
+per partition the offset reached, the stop offset and what is left, like
+``kafka-consumer-groups.sh --describe``. The view is transient: when the run ends it is wiped,
+and `etl.summary` prints the one table that tells the outcome. The text ``run finished`` log
+line says the same as that table, so on a text log it is held back while the view is open.
+
+`render_view` is pure (a `Snapshot` and the elapsed time in, a rich renderable out); `LiveView`
+owns the refresh thread and the log handlers' streams.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from contextlib import suppress
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
 
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from etl.cli.logs import JsonFormatter
 from etl.core.ports import PartitionProgress
-from etl.metrics import RunMetrics
 
-_WIDTH = 30
-_MIN_INTERVAL = 0.1
-
-
-class ProgressBar:
-    """``topic [#####.....]  45.0%  12,345/27,000 msg  3,456 msg/s  ETA 0:00:04``."""
-
-    def __init__(
-        self, stream: TextIO, topic: str, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._stream = stream
-        self._topic = topic
-        self._clock = clock
-        self._started = clock()
-        self._last_draw = 0.0
-        self._drawn = False
-
-    def __call__(self, parts: Sequence[PartitionProgress], _metrics: RunMetrics) -> None:
-        now = self._clock()
-        if now - self._last_draw < _MIN_INTERVAL:
-            return
-        self._last_draw = now
-        self._stream.write("\r" + render_line(self._topic, parts, now - self._started) + "\x1b[K")
-        self._stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        if self._drawn:
-            self._stream.write("\n")
-            self._stream.flush()
+REFRESH_PER_SECOND: Final = 8.0
+MAX_PARTITION_ROWS: Final = 12
+_SUMMARY_EVENTS: Final = frozenset({"run finished", "run_finished"})
 
 
-def render_line(topic: str, parts: Sequence[PartitionProgress], elapsed: float) -> str:
-    total = sum(max(0, p.stop - p.start) for p in parts)
-    done = sum(max(0, min(p.next, p.stop) - p.start) for p in parts)
-    share = done / total if total else 1.0
-    filled = round(share * _WIDTH)
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = _clock_text((total - done) / rate) if rate > 0 else "--:--:--"
-    return (
-        f"{topic} [{'#' * filled}{'.' * (_WIDTH - filled)}] {share * 100:5.1f}%  "
-        f"{done:,}/{total:,} msg  {rate:,.0f} msg/s  ETA {eta}"
+@dataclass(frozen=True)
+class Snapshot:
+    """What has been read so far; taken from the source and the metrics on each refresh."""
+
+    parts: Sequence[PartitionProgress] = ()
+    bytes_read: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class _Totals:
+    planned: int
+    done: int
+    left: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.left = self.planned - self.done
+
+
+def render_view(topic: str, snap: Snapshot, elapsed: float) -> RenderableType:
+    """The bar line, the counts line and the partition table for one moment of the run."""
+    if not snap.parts:
+        return Text.assemble(
+            (topic, "bold"),
+            ("  waiting for the partition assignment", "yellow"),
+            (f"  elapsed {clock_text(elapsed)}", "dim"),
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    totals = _Totals(
+        planned=sum(max(0, p.stop - p.start) for p in snap.parts),
+        done=sum(max(0, min(p.next, p.stop) - p.start) for p in snap.parts),
     )
+    rate = totals.done / elapsed if elapsed > 0 else 0.0
+    eta = clock_text(totals.left / rate) if rate > 0 else "-:--:--"
+    share = totals.done / totals.planned if totals.planned else 1.0
+    mb = snap.bytes_read / 1e6
+    planned_mb = mb / totals.done * totals.planned if totals.done else 0.0
+    bar = Table.grid(padding=(0, 1), expand=True)
+    bar.add_column(no_wrap=True, overflow="ellipsis", max_width=40)
+    bar.add_column(ratio=1)
+    bar.add_column(no_wrap=True)
+    bar.add_row(
+        Text(topic, style="bold"),
+        ProgressBar(total=max(totals.planned, 1), completed=totals.done),
+        Text(f"{share * 100:5.1f}%  {totals.done:,}/{totals.planned:,} msg"),
+    )
+    counts = Text.assemble(
+        f"{mb:,.1f}/~{planned_mb:,.1f} MB  ",
+        f"{rate:,.0f} msg/s {mb / elapsed if elapsed > 0 else 0.0:,.1f} MB/s  ",
+        f"elapsed {clock_text(elapsed)}  ETA {eta}  ",
+        (f"rejected {snap.rejected:,}", "red" if snap.rejected else "dim"),
+        no_wrap=True,
+        overflow="ellipsis",
+    )
+    return Group(bar, counts, partition_table(snap.parts))
 
 
-def summary_table(
-    status: str,
-    exit_code: int,
-    duration: float,
-    metrics: RunMetrics,
-    parts: Sequence[PartitionProgress],
-    *,
-    dry_run: bool,
-) -> str:
-    """The run's outcome for people: counts, rejections by reason, offsets per partition."""
-    verb = "would insert" if dry_run else "inserted"
-    lines = [
-        f"{'dry run' if dry_run else 'run'} {status} (exit {exit_code}) in {duration:.1f}s",
-        f"  consumed     {int(metrics.get('etl_messages_consumed')):>12,}",
-        f"  {verb:<12} {int(metrics.get('etl_rows_inserted')):>12,}",
-        f"  duplicates   {int(metrics.get('etl_rows_duplicate')):>12,}",
-        f"  rejected     {sum(metrics.rejected().values()):>12,}",
-    ]
-    lines += [f"    {reason:<18} {n:>8,}" for reason, n in metrics.rejected().items() if n]
-    if parts:
-        lines.append(f"  {'partition':>9} {'start':>12} {'stop':>12} {'reached':>12}")
-        lines += [f"  {p.partition:>9} {p.start:>12,} {p.stop:>12,} {p.next:>12,}" for p in parts]
-    return "\n".join(lines)
+def partition_table(parts: Sequence[PartitionProgress]) -> Table:
+    """Offset reached, stop and lag per partition; the busiest first when there are many."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold dim")
+    for name in ("partition", "offset", "stop", "lag"):
+        table.add_column(name, justify="right")
+    table.add_column("")
+    shown = list(parts)
+    if len(shown) > MAX_PARTITION_ROWS:
+        shown = sorted(shown, key=lambda p: (-(p.stop - min(p.next, p.stop)), p.partition))
+        shown = sorted(shown[:MAX_PARTITION_ROWS], key=lambda p: p.partition)
+    for p in shown:
+        lag = max(0, p.stop - p.next)
+        table.add_row(
+            str(p.partition),
+            f"{p.next:,}",
+            f"{p.stop:,}",
+            f"{lag:,}",
+            Text("done", style="green") if lag == 0 else Text(""),
+        )
+    hidden = len(parts) - len(shown)
+    if hidden:
+        done = sum(1 for p in parts if p.next >= p.stop)
+        table.add_row("", "", "", "", Text(f"... {hidden} more ({done} done in all)", style="dim"))
+    return table
 
 
-def _clock_text(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _HoldSummary(logging.Filter):
+    """Hold back the text ``run finished`` line: the summary table says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in _SUMMARY_EVENTS
+
+
+class LiveView:
+    """Context manager: the view pinned at the bottom of the terminal while the run goes."""
+
+    def __init__(
+        self,
+        console: Console,
+        topic: str,
+        read: Callable[[], Snapshot],
+        clock: Callable[[], float] = time.monotonic,
+        refresh_per_second: float = REFRESH_PER_SECOND,
+    ) -> None:
+        self._topic = topic
+        self._read = read
+        self._clock = clock
+        self._started = clock()
+        self._last = Snapshot()
+        self._console = console
+        self._live = Live(
+            console=console,
+            get_renderable=self._render,
+            refresh_per_second=refresh_per_second,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=True,
+        )
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._hold = _HoldSummary()
+
+    def _render(self) -> RenderableType:
+        with suppress(RuntimeError, KeyError):  # the assignment changed while it was read
+            self._last = self._read()
+        return render_view(self._topic, self._last, self._clock() - self._started)
+
+    def __enter__(self) -> LiveView:
+        real = sys.stderr
+        self._live.start()
+        for handler in logging.getLogger("etl").handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is real:
+                self._handlers.append((handler, real))
+                handler.setStream(sys.stderr)  # rich's proxy: lines go above the view
+                if not isinstance(handler.formatter, JsonFormatter):
+                    handler.addFilter(self._hold)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        sys.stderr.flush()
+        self._live.stop()
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+            handler.removeFilter(self._hold)
+        self._handlers.clear()

@@ -11,6 +11,8 @@ import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,16 +20,20 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from etl.cli.common import ConfigOption, fail, handled, load
-from etl.cli.logs import setup_logging
-from etl.cli.progress import ProgressBar, summary_table
-from etl.core.config import Config, PushgatewayConfig
+from etl.cli.common import ConfigOption, DsnOption, fail, handled, load
+from etl.cli.logs import flush_repeats, setup_logging
+from etl.cli.progress import LiveView, Snapshot
+from etl.cli.summary import summary_view
+from etl.core.config import Config
+from etl.core.counts import RunCounts
 from etl.core.errors import exit_codes_help
-from etl.core.plan import Aim, aim_from_options
+from etl.core.plan import aim_from_options, recorded_options
+from etl.core.ports import NullTracker
 from etl.kafka.source import KafkaSource
-from etl.kafka.tracker import NullTracker, open_tracker
-from etl.metrics import RunMetrics
+from etl.kafka.tracker import open_tracker
+from etl.metrics import RunMetrics, pushgateway_for
 from etl.pg import admin, ledger
 from etl.pg.sink import PostgresSink
 from etl.pipeline import Run, RunSettings
@@ -38,6 +44,7 @@ UntilOffset = Annotated[
         "--until-offset",
         help="Stop before offset N (exclusive): N for all partitions or P:N,...",
         show_default=False,
+        metavar="N|P:N,...",
     ),
 ]
 FromOffset = Annotated[
@@ -46,6 +53,7 @@ FromOffset = Annotated[
         "--from-offset",
         help="Start at offset N: N for all partitions or P:N,...",
         show_default=False,
+        metavar="N|P:N,...",
     ),
 ]
 FromTime = Annotated[
@@ -55,6 +63,7 @@ FromTime = Annotated[
         help="Start at the first message stamped at or after this ISO 8601 "
         "time (a zone is required).",
         show_default=False,
+        metavar="TIME",
     ),
 ]
 UntilTime = Annotated[
@@ -63,6 +72,7 @@ UntilTime = Annotated[
         "--until-timestamp",
         help="Stop before the first message stamped at or after this time (half-open).",
         show_default=False,
+        metavar="TIME",
     ),
 ]
 FromBeginning = Annotated[
@@ -70,11 +80,21 @@ FromBeginning = Annotated[
 ]
 Partitions = Annotated[
     str | None,
-    typer.Option("--partitions", help="Only these partitions, e.g. 0,3,5.", show_default=False),
+    typer.Option(
+        "--partitions",
+        help="Only these partitions, e.g. 0,3,5.",
+        show_default=False,
+        metavar="P,...",
+    ),
 ]
 Group = Annotated[
     str | None,
-    typer.Option("--group", help="Consumer group instead of kafka.group_id.", show_default=False),
+    typer.Option(
+        "--group",
+        help="Consumer group instead of kafka.group_id.",
+        show_default=False,
+        metavar="GROUP",
+    ),
 ]
 NoCommit = Annotated[
     bool,
@@ -128,14 +148,7 @@ def run(
     partitions: Partitions = None,
     group: Group = None,
     no_commit: NoCommit = False,
-    dsn: Annotated[
-        str | None,
-        typer.Option(
-            "--dsn",
-            help="Target database instead of postgres.dsn (e.g. staging).",
-            show_default=False,
-        ),
-    ] = None,
+    dsn: DsnOption = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -151,6 +164,7 @@ def run(
             help="Re-read exactly the offset ranges of this past run (from the "
             "runs table of postgres.dsn), without touching any group; use with --dsn.",
             show_default=False,
+            metavar="RUN_ID",
         ),
     ] = None,
 ) -> None:
@@ -175,20 +189,18 @@ def run(
     setup_logging(cfg.log.level, cfg.log.format)
     stop = StopFlag()
     stop.install()
-    options = {
-        k: v
-        for k, v in {
+    options = recorded_options(
+        {
             "until_offset": until_offset,
             "from_offset": from_offset,
             "from_timestamp": from_timestamp,
             "until_timestamp": until_timestamp,
-            "from_beginning": from_beginning or None,
+            "from_beginning": from_beginning,
             "partitions": partitions,
-            "no_commit": no_commit or None,
+            "no_commit": no_commit,
             "replay_run": replay_run,
-        }.items()
-        if v is not None
-    }
+        }
+    )
     settings = RunSettings(
         topic=cfg.kafka.topic,
         max_messages=cfg.batch.max_messages,
@@ -198,48 +210,48 @@ def run(
         options=options,
         dry_run=dry_run,
     )
+    source = KafkaSource(cfg.kafka, aim, stop_requested=stop)
+    counts = RunCounts()
     tty = sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr, cfg.kafka.topic) if tty else None
-    metrics = RunMetrics(_pushgateway_for(cfg.pushgateway, aim))
-    summary = Run(
-        settings,
-        source=KafkaSource(cfg.kafka, aim, stop_requested=stop),
-        sink=PostgresSink(cfg.postgres, dry_run=dry_run),
-        metrics=metrics,
-        stop_requested=stop,
-        tracker=tracker,
-        on_batch=bar,
-    ).execute()
-    if bar is not None:
-        bar.close()
+    view = LiveView(Console(stderr=True), cfg.kafka.topic, _snapshot(source, counts))
+    with view if tty else nullcontext():
+        summary = Run(
+            settings,
+            source=source,
+            sink=PostgresSink(cfg.postgres, dry_run=dry_run),
+            publisher=RunMetrics(pushgateway_for(cfg.pushgateway, aim)),
+            counts=counts,
+            stop_requested=stop,
+            tracker=tracker,
+        ).execute()
+    flush_repeats()  # librdkafka's held-back repeats, counted, before the summary
     if tty or dry_run:
-        typer.echo(
-            summary_table(
+        out = Console(stderr=not dry_run, soft_wrap=False)
+        out.print(
+            summary_view(
                 summary.status,
                 summary.exit_code,
                 summary.duration_seconds,
-                metrics,
+                counts,
                 summary.partitions,
                 dry_run=dry_run,
-            ),
-            err=not dry_run,
+            )
         )
     if summary.exit_code:
         fail(summary.error or summary.status, summary.exit_code)
 
 
-def _pushgateway_for(pgw: PushgatewayConfig, aim: Aim) -> PushgatewayConfig:
-    """Where this run's metrics go, so a trial or a backfill never poses as the scheduled job.
+def _snapshot(source: KafkaSource, counts: RunCounts) -> Callable[[], Snapshot]:
+    """What the live view reads on each refresh (from its own thread: plain reads only)."""
 
-    A dry run pushes nothing. An explicitly assigned run (backfill, replay) pushes under an
-    extra grouping label ``mode``, beside the scheduled job's series instead of over them.
-    """
-    if aim.dry_run:
-        return dataclasses.replace(pgw, url="")
-    if aim.explicit:
-        mode = "replay" if aim.replay is not None else "backfill"
-        return dataclasses.replace(pgw, grouping_key={**pgw.grouping_key, "mode": mode})
-    return pgw
+    def read() -> Snapshot:
+        return Snapshot(
+            parts=[dataclasses.replace(p) for p in source.progress()],
+            bytes_read=int(counts.get("etl_bytes_consumed")),
+            rejected=sum(counts.rejected().values()),
+        )
+
+    return read
 
 
 def _replay_ranges(cfg: Config, run_id: int) -> dict[int, tuple[int, int]]:

@@ -1,7 +1,7 @@
 """Decoding a slice of Kafka messages into rows and rejections, counting and logging as it goes.
 
 Every rejection is logged with its coordinates and reason; an unexpected ``Version`` is logged
-once per distinct value and run. The counts go to the run's metrics.
+once per distinct value and run. The counts go to the run's `RunCounts`.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from etl.core.counts import RunCounts
 from etl.core.decode import Rejection, decode
 from etl.core.ports import Batch, StoredRejection, StoredRow
-from etl.metrics import RunMetrics
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class BatchDecoder:
-    metrics: RunMetrics
+    counts: RunCounts
     _seen_versions: set[str] = field(default_factory=set)
 
     def decode_into(
@@ -40,7 +40,7 @@ class BatchDecoder:
             result = decode(msg.value, latest_allowed)
             if isinstance(result, Rejection):
                 rejections.append(StoredRejection(result, msg))
-                self.metrics.reject(result.reason)
+                self.counts.reject(result.reason)
                 log.warning(
                     "message rejected",
                     extra={
@@ -59,7 +59,7 @@ class BatchDecoder:
             if result.unexpected_version is not None:
                 unexpected_version += 1
                 self._note_version(result.unexpected_version, msg.partition, msg.offset)
-        m = self.metrics
+        m = self.counts
         m.add("etl_messages_consumed", count)
         m.add("etl_bytes_consumed", batch.size_bytes)
         m.add("etl_bytes_stored", report_bytes)

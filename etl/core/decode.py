@@ -182,10 +182,14 @@ def _report(raw: Any, value: bytes) -> bytes | Rejection:
         return Rejection("bad_report", f"Report: missing required key(s) {', '.join(missing)}")
     for key in DROPPED_REPORT_KEYS:
         raw.pop(key, None)
-    # The cheap byte test keeps the exact walk off the common path.
+    try:
+        out = orjson.dumps(raw)
+    except TypeError:  # orjson parses deeper nesting than it writes (255 levels)
+        return Rejection("bad_report", "Report: nested deeper than 255 levels")
+    # The cheap byte test keeps the exact walk off the common path; the depth is bounded now.
     if b"\\u0000" in value and _contains_nul(raw):
         return Rejection("unstorable_text", "Report: contains a \\u0000 character")
-    return orjson.dumps(raw)
+    return out
 
 
 def _contains_nul(node: Any) -> bool:

@@ -33,11 +33,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a plan: run ``statements``, then record ``to_version`` (None: no version)."""
+    """One step of a plan: run ``statements``, then record ``to_version``.
+
+    A step always lands on a version: targets are 0..LATEST, so no step goes below version 0.
+    """
 
     migration: Migration
     direction: str  # "up" or "down"
-    to_version: int | None
+    to_version: int
 
     @property
     def statements(self) -> tuple[LiteralString, ...]:

@@ -9,6 +9,12 @@ and ``etl run`` share it, so the plan shows exactly what the run will do.
 Ranges are half-open: a run reads offsets ``start <= offset < stop``. ``--until-offset N`` stops
 before N; ``--until-timestamp T`` stops before the first message stamped at or after T;
 ``--from-timestamp T`` starts at the first message stamped at or after T.
+
+Empty ranges, one rule for offsets and times: a range that is empty or reversed *as typed*
+(``--from-offset 7 --until-offset 7``, ``--from-timestamp`` not before ``--until-timestamp``) is
+a usage error, exit 2, before anything is read. A well-formed range that the data leaves empty
+(no message stamped inside the time window, a group already past ``--until-offset``) is not an
+error: that partition reads nothing, its note says why, and the run exits 0.
 """
 
 from __future__ import annotations
@@ -100,13 +106,18 @@ def parse_offsets(option: str, text: str) -> OffsetSpec:
 
 
 def parse_partitions(text: str) -> frozenset[int]:
+    """``P[,P...]``: partition numbers >= 0, each once, no empty item (``0,,1`` is a typo)."""
+    items = text.split(",")
     try:
-        parts = frozenset(int(p) for p in text.split(",") if p.strip())
+        numbers = [int(p) for p in items]
     except ValueError:
         raise ConfigError(f"--partitions: expected a list like 0,3,5, got {text!r}") from None
-    if not parts or min(parts) < 0:
+    if min(numbers) < 0:
         raise ConfigError(f"--partitions: expected a list like 0,3,5, got {text!r}")
-    return parts
+    twice = sorted({p for p in numbers if numbers.count(p) > 1})
+    if twice:
+        raise ConfigError(f"--partitions: partition {twice[0]} given twice")
+    return frozenset(numbers)
 
 
 def parse_timestamp(option: str, text: str) -> datetime:
@@ -178,6 +189,35 @@ class Watermarks:
     until_time_offset: int | None = None  # ... for --until-timestamp
 
 
+@dataclass(frozen=True)
+class PlannedPartition:
+    """One partition's plan with the broker's answers it came from (what ``etl plan`` shows)."""
+
+    progress: PartitionProgress
+    marks: Watermarks
+    note: str | None
+
+    @property
+    def messages(self) -> int:
+        """Offsets the run would read (transaction markers and aborted records included)."""
+        return self.progress.stop - self.progress.start
+
+    @property
+    def committed(self) -> int | None:
+        return self.marks.committed if self.marks.committed >= 0 else None
+
+    @property
+    def lag(self) -> int:
+        """The group's lag now: end offset minus its committed offset (or the log start)."""
+        return self.marks.high - max(self.marks.committed, self.marks.low)
+
+
+def recorded_options(given: Mapping[str, object]) -> dict[str, object]:
+    """The aiming options a run was started with, as the runs table records them: only those
+    actually given (a flag left off or an option not set is not recorded)."""
+    return {k: v for k, v in given.items() if v is not None and v is not False}
+
+
 def plan_partition(
     partition: int, marks: Watermarks, aim: Aim, auto_offset_reset: str
 ) -> tuple[PartitionProgress, str | None]:
@@ -227,7 +267,16 @@ def plan_partition(
     if start > stop:  # e.g. the group already committed beyond --until-offset
         note = note or f"already at offset {start}, beyond the stop offset {stop}"
         stop = start
-    return PartitionProgress(partition, start, stop, start, skipped), note
+    return PartitionProgress(partition, start, stop, start, skipped), note or _window_note(
+        start, stop, aim
+    )
+
+
+def _window_note(start: int, stop: int, aim: Aim) -> str | None:
+    """A time window the data leaves empty is a fact worth saying, not an error (exit 0)."""
+    if start == stop and (aim.from_timestamp or aim.until_timestamp):
+        return "no message in the time window on this partition"
+    return None
 
 
 def _start_from_committed(marks: Watermarks, reset: str) -> tuple[int, int]:

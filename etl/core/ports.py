@@ -1,15 +1,17 @@
 """The small interfaces between the run loop and its adapters, and the values that cross them.
 
-`etl.run` depends only on these; `etl.source`, `etl.sink` and `etl.metrics` implement them against
-Kafka, PostgreSQL and the Pushgateway, and tests implement them in memory.
+`etl.pipeline` depends only on these; `etl.kafka` (`Source`, `Tracker`), `etl.pg` (`Sink`) and
+`etl.metrics` (`Publisher`) implement them against Kafka, PostgreSQL and the Pushgateway, and
+tests implement them in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from etl.core.counts import RunCounts
 from etl.core.decode import Rejection, Row
 
 
@@ -134,3 +136,39 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+
+
+class Tracker(Protocol):
+    """The payload tracker: status events per request id. Its failures are only counted."""
+
+    errors: int
+
+    def send(self, request_ids: Iterable[str], status: str) -> None:
+        """Queue one event per id; never raises."""
+
+    def flush(self) -> None:
+        """Wait (bounded) until queued events are delivered or failed; never raises."""
+
+    def close(self) -> None: ...
+
+
+class NullTracker:
+    """No tracker topic configured."""
+
+    errors = 0
+
+    def send(self, request_ids: Iterable[str], status: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Publisher(Protocol):
+    """Where a run's counts go at its end (the Pushgateway); a failure never fails the run."""
+
+    def push(self, counts: RunCounts) -> bool:
+        """Publish once; True when published, False when not configured or it failed."""

@@ -46,6 +46,7 @@ def commit_offsets(
     waits: Waiter,
     seconds: float,
     group_member: bool,
+    group_id: str,
     in_callback: bool,
     last_error: str,
 ) -> bool:
@@ -73,6 +74,13 @@ def commit_offsets(
                 extra={"fields": {"error": describe(exc)}},
             )
             return False
+        if exc.args and exc.args[0].code() in _REBALANCE_CODES:
+            raise KafkaUnavailable(
+                f"offset commit failed: group {group_id!r} has live members, so"
+                f" the broker refuses commits from a run outside it ({describe(exc)});"
+                " the rows are stored: stop those consumers and run again, or use another"
+                " --group (or --no-commit)"
+            ) from exc
         raise KafkaUnavailable(f"offset commit failed: {describe(exc)}") from exc
     except KafkaUnavailable as exc:
         raise KafkaUnavailable(f"{exc}; last error: {last_error}") from exc

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, EtlError, KafkaUnavailable
-from etl.core.plan import Aim, Watermarks, plan_partition
-from etl.core.ports import PartitionProgress
+from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition
 from etl.kafka.waits import Waiter
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def consumer_config(cfg: KafkaConfig, **extra: Any) -> dict[str, Any]:
         "enable.partition.eof": True,
         "auto.offset.reset": cfg.auto_offset_reset,
         "isolation.level": cfg.isolation_level,
-        "logger": logging.getLogger("etl.librdkafka"),  # librdkafka logs through our format
+        "logger": logging.getLogger(events.LIBRDKAFKA),  # librdkafka logs through our format
         **extra,
     }
 
@@ -66,10 +66,14 @@ def client_error(exc: KafkaException, what: str) -> ConfigError | KafkaUnavailab
     return KafkaUnavailable(f"cannot create a Kafka {what}: {describe(exc)}")
 
 
-def topic_partitions(consumer: Any, cfg: KafkaConfig) -> list[int]:
-    """The topic's partition ids; KafkaUnavailable if the broker or the topic is missing."""
+def topic_partitions(client: Any, cfg: KafkaConfig, timeout: float = REQUEST_TIMEOUT) -> list[int]:
+    """The topic's partition ids; KafkaUnavailable if the broker or the topic is missing.
+
+    ``client`` is a Consumer or an AdminClient. The metadata request names no topic: on a
+    broker that auto-creates topics, a request naming a missing one could create it.
+    """
     try:
-        meta = consumer.list_topics(cfg.topic, timeout=REQUEST_TIMEOUT)
+        meta = client.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
@@ -82,18 +86,22 @@ def topic_partitions(consumer: Any, cfg: KafkaConfig) -> list[int]:
     return sorted(topic.partitions)
 
 
+def probe(cfg: KafkaConfig, timeout: float) -> str:
+    """What ``etl check`` reports of Kafka: the broker answers and the topic exists."""
+    conf: dict[str, Any] = {
+        **cfg.client,
+        "bootstrap.servers": cfg.bootstrap_servers,
+        "logger": logging.getLogger(events.LIBRDKAFKA),
+    }
+    parts = topic_partitions(AdminClient(conf), cfg, timeout)
+    return f"{cfg.bootstrap_servers} topic {cfg.topic!r} has {len(parts)} partition(s) {parts}"
+
+
 def check_named_partitions(aim: Aim, existing: Iterable[int], topic: str) -> None:
     """Usage error for a partition the options name that the topic does not have."""
     missing = sorted(aim.named_partitions() - set(existing))
     if missing:
         raise ConfigError(f"topic {topic!r} has no partition {', '.join(map(str, missing))}")
-
-
-@dataclass(frozen=True)
-class PlannedPartition:
-    progress: PartitionProgress
-    marks: Watermarks
-    note: str | None
 
 
 def plan(

@@ -34,13 +34,12 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from etl.core.config import KafkaConfig
 from etl.core.errors import Interrupted, KafkaUnavailable
-from etl.core.plan import Aim
+from etl.core.plan import Aim, PlannedPartition
 from etl.core.ports import Batch, Message, PartitionProgress
 from etl.kafka.commits import commit_offsets
 from etl.kafka.drain import Drain
 from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
-    PlannedPartition,
     check_named_partitions,
     close_consumer,
     describe,
@@ -162,6 +161,7 @@ class KafkaSource:
             waits=self._waits,
             seconds=self._cfg.timeout_seconds,
             group_member=not self._aim.explicit,
+            group_id=self._cfg.group_id,
             in_callback=self._in_callback,
             last_error=self._last_error,
         )

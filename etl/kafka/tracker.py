@@ -12,42 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from confluent_kafka import KafkaException, Producer
 
+from etl.core import events
 from etl.core.config import KafkaConfig, TrackerConfig
+from etl.core.ports import NullTracker, Tracker
 from etl.kafka.offsets import client_error
 
 log = logging.getLogger(__name__)
-
-
-class Tracker(Protocol):
-    errors: int
-
-    def send(self, request_ids: Iterable[str], status: str) -> None:
-        """Queue one event per id; never raises."""
-
-    def flush(self) -> None:
-        """Wait (bounded) until queued events are delivered or failed; never raises."""
-
-    def close(self) -> None: ...
-
-
-class NullTracker:
-    """No tracker topic configured."""
-
-    errors = 0
-
-    def send(self, request_ids: Iterable[str], status: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class KafkaTracker:
@@ -65,7 +40,7 @@ class KafkaTracker:
             "bootstrap.servers": kafka.bootstrap_servers,
             "linger.ms": 50,
             "message.timeout.ms": int(cfg.timeout_seconds * 1000),
-            "logger": logging.getLogger("etl.librdkafka"),
+            "logger": logging.getLogger(events.LIBRDKAFKA),
         }
         try:
             self._producer = Producer(settings)

@@ -79,8 +79,7 @@ def migrate(conn: Connection, target: int) -> list[Step]:
                     return done
                 for statement in step.statements:
                     conn.execute(sql.SQL(statement))
-                if step.to_version is not None:
-                    _record(conn, step.to_version)
+                _record(conn, step.to_version)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise
         except psycopg.Error as exc:

@@ -136,7 +136,7 @@ def parse_max_age(text: str) -> str:
         if name is None:
             raise ConfigError(f"--max-age: unknown unit {unit!r} in {text!r}")
         plural, size = _UNITS[name]
-        canonical.append(f"{int(number)} {plural}")
+        canonical.append(f"{int(number)} {name if int(number) == 1 else plural}")
         seconds += int(number) * size
     if seconds == 0:
         raise ConfigError("--max-age: must be greater than zero")
@@ -175,19 +175,36 @@ def delete_old(conn: Connection, target: Target, max_age: str, chunk_size: int) 
                 return Outcome(target.table, limit, total, chunks)
 
 
-def list_old(conn: Connection, target: Target, max_age: str) -> Iterator[dict[str, Any]]:
-    """Stream the rows a cleanup would delete, oldest first, with their age in whole days."""
+def count_old(conn: Connection, target: Target, max_age: str) -> int:
+    """How many rows a cleanup with this max age would delete now."""
     with _translated(target):
-        now, limit = moments(conn, target, max_age)
+        _, cutoff = moments(conn, target, max_age)
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {t} WHERE {c} < %s").format(
+                t=sql.Identifier(target.table), c=sql.Identifier(target.age_column)
+            ),
+            (cutoff,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def list_old(
+    conn: Connection, target: Target, max_age: str, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Stream the rows a cleanup would delete (at most ``limit``), oldest first, with their age
+    in whole days."""
+    with _translated(target):
+        now, cutoff = moments(conn, target, max_age)
         cols = sql.SQL(", ").join(map(sql.Identifier, target.listing))
-        query = sql.SQL("SELECT {cols} FROM {t} WHERE {c} < %s ORDER BY {c}, {k}").format(
+        query = sql.SQL("SELECT {cols} FROM {t} WHERE {c} < %s ORDER BY {c}, {k} {lim}").format(
             cols=cols,
             t=sql.Identifier(target.table),
             c=sql.Identifier(target.age_column),
             k=sql.SQL(", ").join(map(sql.Identifier, target.key)),
+            lim=sql.SQL("LIMIT {}").format(sql.Literal(limit)) if limit else sql.SQL(""),
         )
         with conn.transaction(), conn.cursor(name="etl_cleanup_listing") as cur:
-            cur.execute(query, (limit,))
+            cur.execute(query, (cutoff,))
             for values in cur:
                 row = dict(zip(target.listing, values, strict=True))
                 row["age_days"] = (now - row[target.age_column]).days

@@ -52,6 +52,41 @@ class RunRecord:
     options: dict[str, Any]
     counts: dict[str, int]
     partitions: dict[int, tuple[int, int, int]]  # partition -> (start, stop, reached)
+    error: str | None = None
+
+
+STATUSES: Final = ("running", "completed", "failed", "interrupted", "crashed")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs ``etl runs`` lists; None matches anything. ``since`` is a moment or an
+    interval text (``'2 days'``) counted back from the server's ``now()``."""
+
+    status: str | None = None
+    topic: str | None = None
+    group_id: str | None = None
+    since: datetime | str | None = None
+
+    def where(self) -> tuple[sql.Composable, tuple[Any, ...]]:
+        conds: list[sql.Composable] = []
+        params: list[Any] = []
+        for column, value in (("status", self.status), ("topic", self.topic)):
+            if value is not None:
+                conds.append(sql.SQL("r.{} = %s").format(sql.Identifier(column)))
+                params.append(value)
+        if self.group_id is not None:
+            conds.append(sql.SQL("r.group_id = %s"))
+            params.append(self.group_id)
+        if isinstance(self.since, datetime):
+            conds.append(sql.SQL("r.started_at >= %s"))
+            params.append(self.since)
+        elif self.since is not None:
+            conds.append(sql.SQL("r.started_at >= now() - %s::interval"))
+            params.append(self.since)
+        if not conds:
+            return sql.SQL(""), ()
+        return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conds), tuple(params)
 
 
 def begin(
@@ -115,8 +150,12 @@ def end(
         )
 
 
-def recent(conn: psycopg.Connection[Any], limit: int) -> list[RunRecord]:
-    return _select(conn, sql.SQL("ORDER BY r.id DESC LIMIT %s"), (limit,))
+def recent(
+    conn: psycopg.Connection[Any], limit: int, where: RunFilter | None = None
+) -> list[RunRecord]:
+    """The newest ``limit`` runs that match ``where``, newest first."""
+    cond, params = (where or RunFilter()).where()
+    return _select(conn, cond + sql.SQL(" ORDER BY r.id DESC LIMIT %s"), (*params, limit))
 
 
 def load(conn: psycopg.Connection[Any], run_id: int) -> RunRecord:
@@ -148,7 +187,7 @@ def _select(
     counts = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in COUNT_COLUMNS)
     query = sql.SQL(
         "SELECT r.id, r.started_at, r.ended_at, r.status, r.exit_code, r.topic, r.group_id,"
-        " r.options, {counts}, coalesce((SELECT jsonb_object_agg(p.kafka_partition,"
+        " r.options, r.error, {counts}, coalesce((SELECT jsonb_object_agg(p.kafka_partition,"
         " jsonb_build_array(p.start_offset, p.stop_offset, p.reached_offset))"
         " FROM {parts} p WHERE p.run_id = r.id), '{{}}'::jsonb) FROM {runs} r {tail}"
     ).format(
@@ -174,8 +213,9 @@ def _select(
                 topic=row[5],
                 group_id=row[6],
                 options=row[7],
-                counts=dict(zip(COUNT_COLUMNS, row[8 : 8 + n], strict=True)),
-                partitions={int(p): (v[0], v[1], v[2]) for p, v in row[8 + n].items()},
+                error=row[8],
+                counts=dict(zip(COUNT_COLUMNS, row[9 : 9 + n], strict=True)),
+                partitions={int(p): (v[0], v[1], v[2]) for p, v in row[9 + n].items()},
             )
         )
     return out

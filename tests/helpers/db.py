@@ -38,20 +38,21 @@ def extra_database(admin_dsn: str) -> Iterator[str]:
 
 
 def etl(dsn: str, *args: str, **env: str | None) -> Result:
-    """Run ``etl ARGS`` in-process against ``dsn``, as a user would."""
-    return CliRunner().invoke(app, list(args), env={"ETL_POSTGRES__DSN": dsn, **env})
+    """Run ``etl ARGS`` in-process against ``dsn``, as a user would, with text logs."""
+    env = {"ETL_POSTGRES__DSN": dsn, "ETL_LOG__FORMAT": "text", **env}
+    return CliRunner().invoke(app, list(args), env=env)
 
 
 def query(dsn: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(text, params)  # type: ignore[arg-type]
+        cur = conn.execute(text, params)
         return cur.fetchall() if cur.description else []
 
 
 def execute(dsn: str, *statements: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
 
 
 _CATALOG = {

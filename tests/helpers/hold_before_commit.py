@@ -1,7 +1,7 @@
 """Test harness: the real ``etl`` command, held just before its second offset commit.
 
-Before that commit (its batch is already stored) it creates ``$ETL_TEST_HOLD_DIR/ready`` and
-waits, at most 120 s, for ``$ETL_TEST_HOLD_DIR/go``; then the commit goes ahead. The test does
+Before that commit (its batch is already stored) it creates ``$HOLD_BEFORE_COMMIT_DIR/ready`` and
+waits, at most 120 s, for ``$HOLD_BEFORE_COMMIT_DIR/go``; then the commit goes ahead. The test does
 something to the broker in between. Only the harness patches the source.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from etl.cli.app import main
 from etl.kafka import source
 
-_hold = Path(os.environ["ETL_TEST_HOLD_DIR"])
+_hold = Path(os.environ["HOLD_BEFORE_COMMIT_DIR"])
 _commit = source.KafkaSource.commit
 _calls = [0]
 

@@ -1,0 +1,78 @@
+"""librdkafka's own lines: logged by every command that opens a client, repeats collapsed.
+
+The broker here is a loopback listener that accepts each connection and drops it at once, as a
+broker going down does: librdkafka reconnects and reports each loss, about 190 lines in 10 s
+when nothing collapses them.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.helpers.runs import etl_command
+
+Env = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def dropping_port() -> Iterator[int]:
+    """A port whose listener closes every connection it accepts (until the test ends)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def kafka_lines(stderr: str) -> list[dict[str, Any]]:
+    docs = [orjson.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return [d for d in docs if d["logger"] == "etl.librdkafka"]
+
+
+def test_a_broker_dropping_connections_gives_a_few_lines_not_hundreds(
+    etl_env: Env, dropping_port: int
+) -> None:
+    env = etl_env(
+        "any-topic",
+        ETL_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{dropping_port}",
+        ETL_KAFKA__TIMEOUT_SECONDS="10",
+    )
+    result = etl_command(env, "run")
+    assert result.returncode == 3, result.stderr
+    lines = kafka_lines(result.stderr)
+    assert 1 <= len(lines) <= 6, [d["event"] for d in lines]
+    assert any("Disconnected" in d["event"] for d in lines)
+    repeated = [d["repeated"] for d in lines if "repeated" in d]
+    assert repeated, "the lines held back are counted"
+    assert sum(repeated) >= 20
+
+
+def test_plan_logs_librdkafka_through_the_configured_format(
+    etl_env: Env, dropping_port: int
+) -> None:
+    env = etl_env("any-topic", ETL_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{dropping_port}")
+    result = etl_command(env, "plan")
+    assert result.returncode == 3, result.stderr
+    assert kafka_lines(result.stderr), result.stderr
+    assert all(line.startswith(("{", "etl: error: ")) for line in result.stderr.splitlines()), (
+        result.stderr
+    )
