@@ -47,7 +47,9 @@ def test_every_dependency_stopped_reports_all_three_and_exits_3() -> None:
     assert "PostgreSQL unavailable" in lines[1]
 
 
-def test_a_missing_topic_fails_the_kafka_check(services: Services, database: str) -> None:
+def test_a_missing_topic_fails_the_kafka_check_with_exit_9(
+    services: Services, database: str
+) -> None:
     etl(database, "db", "init")
     result = etl(
         database,
@@ -56,7 +58,7 @@ def test_a_missing_topic_fails_the_kafka_check(services: Services, database: str
         ETL_KAFKA__TOPIC="etl-test-no-such-topic",
         ETL_PUSHGATEWAY__URL=services.pushgateway,
     )
-    assert result.exit_code == 3
+    assert result.exit_code == 9
     assert "kafka: FAILED topic 'etl-test-no-such-topic': does not exist" in result.stdout
 
 

@@ -128,7 +128,9 @@ def test_cli_run_with_invalid_config_exits_2_with_one_line(monkeypatch: pytest.M
     monkeypatch.setenv("ETL_LOG__FORMAT", "text")
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 2
-    assert result.output.strip() == ("etl: error: batch.max_bytes: expected an integer, got 'lots'")
+    assert result.output.strip() == (
+        "etl: error: batch.max_bytes: expected an integer, got a string of 4 character(s)"
+    )
 
 
 def test_cli_run_help_documents_the_exit_codes() -> None:

@@ -9,10 +9,10 @@ import pytest
 
 from etl.core.config import PostgresConfig
 from etl.core.decode import Rejection, Row
-from etl.core.errors import PostgresUnavailable
+from etl.core.errors import ConfigError, Interrupted, PostgresRefused, PostgresUnavailable
 from etl.core.ports import Message, StoredRejection, StoredRow
 from etl.core.statements import copy_chunks, rejection_params
-from etl.pg.sink import PostgresSink, connection_defaults
+from etl.pg.sink import MAX_WAIT_SECONDS, PostgresSink, connection_defaults
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
 
@@ -87,15 +87,62 @@ def test_dry_run_counts_but_keeps_nothing(schema_db: str) -> None:
     assert [r[0] for r in stored(schema_db)] == [1]
 
 
-def test_unreachable_database_is_retried_then_reported(schema_db: str) -> None:
-    sleeps: list[float] = []
-    sink = PostgresSink(
-        PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_attempts=3),
-        sleep=sleeps.append,
-    )
+class FakeTime:
+    """A clock that only moves when the sink sleeps, so budgets are tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def test_transient_errors_are_retried_until_the_time_budget_is_spent() -> None:
+    fake = FakeTime()
+    cfg = PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_max_seconds=60)
+    sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
     with pytest.raises(PostgresUnavailable, match="PostgreSQL unavailable"):
         sink.write("t", [row(1)], [])
-    assert len(sleeps) == 2
+    assert 50 <= sum(fake.sleeps) <= 60  # far more than five quick attempts
+    assert max(fake.sleeps) <= MAX_WAIT_SECONDS
+
+
+def test_a_stop_request_ends_the_retrying_at_once_as_an_interruption() -> None:
+    fake = FakeTime()
+    cfg = PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_max_seconds=600)
+    sink = PostgresSink(
+        cfg, sleep=fake.sleep, clock=fake.clock, stop_requested=lambda: fake.now > 1003
+    )
+    with pytest.raises(Interrupted, match="stopped by signal while retrying PostgreSQL"):
+        sink.write("t", [row(1)], [])
+    assert sum(fake.sleeps) < 5
+
+
+def test_retry_attempts_caps_the_attempts_when_set(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeTime()
+    cfg = PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_attempts=3)
+    sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
+    with caplog.at_level("WARNING"), pytest.raises(PostgresUnavailable, match="unavailable"):
+        sink.write("t", [row(1)], [])
+    assert caplog.text.count("PostgreSQL operation failed, retrying") == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "name"), [("sslmode=bogus", "sslmode"), ("port=notaport", "port")]
+)
+def test_options_libpq_rejects_are_a_configuration_error_at_once(option: str, name: str) -> None:
+    fake = FakeTime()
+    cfg = PostgresConfig(dsn=f"host=127.0.0.1 user=postgres {option}")
+    sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
+    with pytest.raises(ConfigError, match=f'connection option "{name}"') as caught:
+        sink.write("t", [row(1)], [])
+    assert fake.sleeps == []
+    assert "bogus" not in str(caught.value) and "notaport" not in str(caught.value)
 
 
 def test_a_kafka_timestamp_beyond_year_9999_is_stored_as_null() -> None:
@@ -106,10 +153,60 @@ def test_a_kafka_timestamp_beyond_year_9999_is_stored_as_null() -> None:
 def test_a_refused_login_is_not_retried(schema_db: str) -> None:
     sleeps: list[float] = []
     dsn = schema_db.replace("user=postgres", "user=nosuchrole")
-    sink = PostgresSink(PostgresConfig(dsn=dsn, retry_attempts=3), sleep=sleeps.append)
-    with pytest.raises(PostgresUnavailable, match='role "nosuchrole" does not exist'):
+    sink = PostgresSink(PostgresConfig(dsn=dsn), sleep=sleeps.append)
+    with pytest.raises(PostgresRefused, match='role "nosuchrole" does not exist') as caught:
         sink.write("t", [row(1)], [])
     assert sleeps == []
+    assert caught.value.exit_code == 8
+
+
+def test_a_missing_privilege_is_refused_with_exit_8(schema_db: str) -> None:
+    role = "etl_test_reader"
+    with psycopg.connect(schema_db, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        sleeps: list[float] = []
+        dsn = schema_db.replace("user=postgres", f"user={role}")
+        sink = PostgresSink(PostgresConfig(dsn=dsn), sleep=sleeps.append)
+        with pytest.raises(PostgresRefused, match=r"SQLSTATE 42501.*permission denied"):
+            sink.write("t", [row(1)], [])
+        sink.close()
+        assert sleeps == []
+    finally:
+        with psycopg.connect(schema_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_retry_warnings_and_errors_never_carry_copy_row_content(
+    schema_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeTime()
+    cfg = PostgresConfig(dsn=schema_db, statement_timeout_seconds=0.001, retry_max_seconds=3)
+    sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
+    report = b'{"reports":[{"customer":"PLANTED-CUSTOMER-DATA"}]}' + b" " * 2000
+    rows = [row(i, report) for i in range(20_000)]
+    with caplog.at_level("WARNING"), pytest.raises(PostgresUnavailable) as caught:
+        sink.write("t", rows, [])
+    sink.close()
+    assert fake.sleeps, "the cancelled statement was retried"
+    logged = caplog.text + str(caught.value)
+    assert "canceling statement due to statement timeout" in logged
+    assert "PLANTED" not in logged and "COPY new_reports, line" not in logged
+    assert "5d5892d3" not in logged
+
+
+def test_a_violated_constraint_shows_no_row_content(schema_db: str) -> None:
+    with psycopg.connect(schema_db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE new_reports ADD CONSTRAINT small_org CHECK (org_id < 100)")
+    sink = PostgresSink(PostgresConfig(dsn=schema_db))
+    with pytest.raises(
+        PostgresUnavailable, match=r"check violation \(constraint small_org\)"
+    ) as caught:
+        sink.write("t", [row(500, b'{"reports":["PLANTED"]}')], [])
+    sink.close()
+    assert "PLANTED" not in str(caught.value) and "500" not in str(caught.value)
 
 
 def test_a_refused_statement_is_reported_not_raised_raw(schema_db: str) -> None:

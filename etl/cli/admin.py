@@ -253,18 +253,27 @@ def cleanup_reported(
 
 
 _CHECK_EPILOG = epilog(
-    "3: Kafka unavailable or the topic missing",
+    "3: Kafka unavailable",
     "4: PostgreSQL unavailable",
     "5: schema not at the latest version",
     "7: Pushgateway unavailable",
+    "8: PostgreSQL refused the login or a privilege",
+    "9: the topic is missing, or Kafka refused the login",
     ok="every dependency is fine (otherwise the first failure's code)",
 )
 
 
 def check(
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds per Kafka/HTTP check.")
-    ] = checks.DEFAULT_TIMEOUT,
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help=f"Total seconds per Kafka and Pushgateway check [default: Kafka "
+            f"{checks.DEFAULT_TIMEOUT:g}, Pushgateway pushgateway.timeout_seconds].",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Check Kafka (topic and partitions), PostgreSQL (schema version) and the Pushgateway."""
@@ -272,9 +281,9 @@ def check(
         cfg = load(config)
     setup_logging(cfg.log.level, cfg.log.format)
     results = [
-        checks.check_kafka(cfg.kafka, timeout),
+        checks.check_kafka(cfg.kafka, timeout or checks.DEFAULT_TIMEOUT),
         checks.check_postgres(cfg.postgres),
-        checks.check_pushgateway(cfg.pushgateway, timeout),
+        checks.check_pushgateway(cfg.pushgateway, timeout or cfg.pushgateway.timeout_seconds),
     ]
     for result in results:
         typer.echo(result.line())

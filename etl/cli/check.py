@@ -4,9 +4,11 @@ Every check returns a `Result` (never raises for an unavailable dependency) so t
 are reported even when the first fails. A failed result carries the exit code of the error it
 stands for; ``etl check`` exits with the first failure's code:
 
-    kafka        3  broker unreachable, or the topic does not exist
-    postgres     4  server unreachable; 5 when the schema is not at the latest version
-    pushgateway  7  no answer on ``/-/healthy`` (an empty URL means "not pushed": skipped, ok)
+    kafka        3  broker unreachable; 9 the topic does not exist or the login was refused
+    postgres     4  server unreachable; 5 when the schema is not at the latest version;
+                    8 login or privilege refused; 2 options libpq rejects
+    pushgateway  7  no complete answer on ``/-/healthy`` within the deadline (an empty URL
+                    means "not pushed": skipped, ok)
 
 Each probe lives with its adapter (`etl.kafka.offsets.probe`, `etl.pg.admin`,
 `etl.metrics.probe`); this module only turns their answers and errors into results.
@@ -20,7 +22,9 @@ from typing import Final
 from etl import metrics
 from etl.core.config import KafkaConfig, PostgresConfig, PushgatewayConfig
 from etl.core.errors import (
+    ConfigError,
     EtlError,
+    PostgresRefused,
     PostgresUnavailable,
     SchemaConflict,
 )
@@ -58,7 +62,7 @@ def check_postgres(cfg: PostgresConfig) -> Result:
         with admin.connect(cfg) as conn:
             server = admin.server_version(conn)
             version = admin.current_version(conn)
-    except (PostgresUnavailable, SchemaConflict) as exc:
+    except (PostgresUnavailable, PostgresRefused, SchemaConflict, ConfigError) as exc:
         return _failed("postgres", exc)
     where = f"{cfg.masked_dsn} (PostgreSQL {server})"
     if version != LATEST:

@@ -27,6 +27,7 @@ import typer
 from typer.core import TyperGroup
 
 from etl.cli import logs
+from etl.cli.logs import escape_controls
 from etl.core.config import Config, load_config
 from etl.core.errors import ConfigError, EtlError
 
@@ -91,7 +92,7 @@ def load(path: Path | None, dsn: str | None = None) -> Config:
 def report(message: str, code: int) -> None:
     """The failure on stderr: one ``etl: error:`` line, then a JSON event if logs are JSON."""
     logs.flush_repeats()
-    typer.echo(f"etl: error: {message}", err=True)
+    typer.echo(f"etl: error: {escape_controls(message)}", err=True)
     logs.log_failure(message, code)
 
 

@@ -6,6 +6,12 @@ Nothing here knows about secrets: callers only ever log masked values.
 librdkafka logs through the ``etl.librdkafka`` logger in every command that opens a client. A broker
 that is down makes it repeat the same line many times a second; `RepeatCollapser` lets the
 first one through and then one line with the count of those held back, per distinct message.
+
+Text that reaches a terminal never carries a control character of its own: the readable format
+(and the ``etl: error:`` line) writes ESC, BEL, CR, newline, DEL and the C1 controls of any
+message, field or value as ``\x1b``-style escapes, so a message value or a broker's error text
+cannot move the cursor, retitle the window or make the terminal answer into the input. JSON
+lines escape control characters by JSON's own rules (C1 and DEL included, below).
 """
 
 from __future__ import annotations
@@ -25,6 +31,16 @@ from etl.core import events
 KAFKA_LOGGER = events.LIBRDKAFKA
 REPEAT_WINDOW_SECONDS = 30.0
 
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_CONTROLS: dict[int, str] = {
+    c: _NAMED.get(chr(c), f"\\x{c:02x}") for c in (*range(0x20), *range(0x7F, 0xA0))
+}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every C0/C1 control character and DEL written as a visible escape."""
+    return text.translate(_CONTROLS)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, event, then the event's fields."""
@@ -39,7 +55,12 @@ class JsonFormatter(logging.Formatter):
         doc.update(getattr(record, "fields", {}))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        text = orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        # JSON leaves DEL and the C1 controls raw; a terminal may still act on them.
+        return text.translate(_JSON_EXTRA)
+
+
+_JSON_EXTRA: dict[int, str] = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
 
 
 class TextFormatter(logging.Formatter):
@@ -48,12 +69,18 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         fields = getattr(record, "fields", {})
-        rest = " ".join(f"{k}={_short(v)}" for k, v in fields.items() if v is not None)
-        line = f"{ts} {record.levelname.lower():7} {record.getMessage()}"
+        rest = " ".join(
+            f"{escape_controls(str(k))}={escape_controls(_short(v))}"
+            for k, v in fields.items()
+            if v is not None
+        )
+        event = escape_controls(record.getMessage())
+        line = f"{ts} {record.levelname.lower():7} {event}"
         if rest:
             line = f"{line}  {rest}"
         if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+            trace = self.formatException(record.exc_info).split("\n")
+            line = "\n".join([line, *(escape_controls(t) for t in trace)])
         return line
 
 

@@ -8,6 +8,7 @@ configuration once, wire the concrete adapters, print, and map the outcome to an
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -37,6 +38,8 @@ from etl.metrics import RunMetrics, pushgateway_for
 from etl.pg import admin, ledger
 from etl.pg.sink import PostgresSink
 from etl.pipeline import Run, RunSettings
+
+log = logging.getLogger("etl.cli")
 
 UntilOffset = Annotated[
     str | None,
@@ -187,6 +190,11 @@ def run(
         )
         tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker)
     setup_logging(cfg.log.level, cfg.log.format)
+    if dsn is not None and cfg.postgres.has_password:
+        log.warning(
+            "--dsn carries a password, which other users can read in the process list; "
+            "give it in PGPASSWORD or a libpq passfile (~/.pgpass, PGPASSFILE) instead"
+        )
     stop = StopFlag()
     stop.install()
     options = recorded_options(
@@ -218,8 +226,8 @@ def run(
         summary = Run(
             settings,
             source=source,
-            sink=PostgresSink(cfg.postgres, dry_run=dry_run),
-            publisher=RunMetrics(pushgateway_for(cfg.pushgateway, aim)),
+            sink=PostgresSink(cfg.postgres, dry_run=dry_run, stop_requested=stop),
+            publisher=RunMetrics(pushgateway_for(cfg.pushgateway, aim), stop_requested=stop),
             counts=counts,
             stop_requested=stop,
             tracker=tracker,

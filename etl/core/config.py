@@ -13,6 +13,7 @@ and in `Config.masked`, which is what ``etl config show`` and the logs print.
 from __future__ import annotations
 
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -72,10 +73,12 @@ class KafkaConfig:
 class PostgresConfig:
     dsn: str = field(default="postgresql://postgres@127.0.0.1:5432/postgres", repr=False)
     connect_timeout_seconds: int = 10
-    # Bounded retries of idempotent operations on transient errors (see errors.py).
-    retry_attempts: int = 5
+    # Transient errors of an idempotent operation are retried until retry_max_seconds have
+    # passed since its first failure (etl.pg.sink); retry_attempts > 0 also caps the attempts.
+    retry_attempts: int = 0
     retry_max_seconds: float = 60.0
-    # A batch statement running longer than this is cancelled (and the batch retried).
+    # A batch statement running longer than this is cancelled; the budget above counts from
+    # that failure, so the batch is retried whatever the two values.
     statement_timeout_seconds: float = 600.0
 
     def __post_init__(self) -> None:
@@ -89,11 +92,16 @@ class PostgresConfig:
         _require(
             self.connect_timeout_seconds > 0, "postgres.connect_timeout_seconds", "must be > 0"
         )
-        _require(self.retry_attempts >= 1, "postgres.retry_attempts", "must be >= 1")
+        _require(self.retry_attempts >= 0, "postgres.retry_attempts", "must be >= 0 (0: no limit)")
         _require(self.retry_max_seconds > 0, "postgres.retry_max_seconds", "must be > 0")
         _require(
             self.statement_timeout_seconds > 0, "postgres.statement_timeout_seconds", "must be > 0"
         )
+
+    @property
+    def has_password(self) -> bool:
+        """True when the DSN itself carries a password (prefer PGPASSWORD or a passfile)."""
+        return "password" in conninfo_to_dict(self.dsn)
 
     @property
     def masked_dsn(self) -> str:
@@ -106,11 +114,19 @@ class PostgresConfig:
 
 @dataclass(frozen=True)
 class PushgatewayConfig:
-    url: str = ""  # empty: do not push
+    """Where metrics go. Credentials: HTTP basic auth (``username``/``password``, or the
+    ``user:password@`` part of ``url``, which is then taken out of the URL) or a bearer
+    ``token``; never both. They are sent as an ``Authorization`` header and always masked."""
+
+    url: str = field(default="", repr=False)  # empty: do not push
     job: str = "etl"
     # Extra grouping-key labels, e.g. {"worker": "0"}, so parallel copies keep their own series.
     grouping_key: Mapping[str, str] = field(default_factory=dict)
+    # One total deadline for the whole push (or the check's request), however the peer answers.
     timeout_seconds: float = 10.0
+    username: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         _require(
@@ -118,8 +134,61 @@ class PushgatewayConfig:
             "pushgateway.url",
             "must start with http:// or https:// (or be empty to disable pushing)",
         )
+        try:
+            parts = urllib.parse.urlsplit(self.url)
+            _ = parts.port  # a non-numeric port raises here
+        except ValueError:
+            raise ConfigError("pushgateway.url: not a valid URL") from None
         _require(bool(self.job), "pushgateway.job", "must not be empty")
         _require(self.timeout_seconds > 0, "pushgateway.timeout_seconds", "must be > 0")
+        user, password = self.basic_auth or ("", "")
+        _require(
+            not (self.token and (user or password)),
+            "pushgateway.token",
+            "cannot be combined with basic auth (pushgateway.username/password or user@ in url)",
+        )
+        _require(
+            bool(user) or not password,
+            "pushgateway.password",
+            "needs pushgateway.username",
+        )
+
+    @property
+    def base_url(self) -> str:
+        """``url`` without any ``user:password@`` part: what requests are sent to."""
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+    @property
+    def masked_url(self) -> str:
+        """``url`` safe to print: any credentials in it replaced by ``***``."""
+        return mask_url(self.url)
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """(username, password) from the keys, else from the URL; None without a username."""
+        if self.username:
+            return self.username, self.password
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.username:
+            return (
+                urllib.parse.unquote(parts.username),
+                urllib.parse.unquote(parts.password or ""),
+            )
+        return None
+
+
+def mask_url(url: str) -> str:
+    """A URL with its ``user:password@`` part (if any) replaced by ``***@``; safe to log."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return MASK
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{MASK}@{host}"))
 
 
 @dataclass(frozen=True)
@@ -190,6 +259,10 @@ class Config:
             k: (MASK if _is_secret(k) else v) for k, v in self.kafka.client.items()
         }
         out["pushgateway"]["grouping_key"] = dict(self.pushgateway.grouping_key)
+        out["pushgateway"]["url"] = self.pushgateway.masked_url
+        for key in ("password", "token"):
+            if out["pushgateway"][key]:
+                out["pushgateway"][key] = MASK
         return out
 
 
@@ -344,7 +417,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 def _number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a number, got a boolean")
     if isinstance(value, int | float) and (kind is float or isinstance(value, int)):
         return kind(value)
     if isinstance(value, str):
@@ -353,7 +426,15 @@ def _number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
         except ValueError:
             pass
     what = "an integer" if kind is int else "a number"
-    raise ConfigError(f"{key}: expected {what}, got {value!r}")
+    # Never the value itself: a secret pasted into the wrong key must not be echoed.
+    raise ConfigError(f"{key}: expected {what}, got {_kind_of(value)}")
+
+
+def _kind_of(value: Any) -> str:
+    """What a rejected value is, without showing it."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} character(s)" if value.strip() else "an empty string"
+    return f"a {type(value).__name__}"
 
 
 def _scalar_text(key: str, value: Any) -> str:

@@ -3,8 +3,9 @@
     EtlError                      root; never raised itself
     ├── ConfigError               exit 2: bad configuration or usage, nothing was touched
     ├── KafkaUnavailable          exit 3: broker unreachable, group join or commit failed
-    ├── PostgresUnavailable       exit 4: database unreachable after bounded retries, or it
-    │                                     refused the operation (permission, constraint, ...)
+    ├── PostgresUnavailable       exit 4: database unreachable after the retry budget, TLS
+    │                                     verification failed, or it refused the operation
+    │                                     (a constraint, ...)
     ├── SchemaMissing             exit 5: the tables etl writes do not exist (run etl db migrate)
     ├── SchemaConflict            exit 5: the schema's version forbids the operation, or the
     │                                     database refused a migration step (rolled back)
@@ -21,7 +22,8 @@ not retry (the Kubernetes ``podFailurePolicy`` fails the Job at once on them).
 A bad message is never an exception: `etl.decode` turns it into a `Rejection` value.
 Adapters (`source`, `sink`, `metrics`) translate third-party errors into this tree once, with
 ``raise ... from exc``; nothing above them imports confluent_kafka or psycopg errors.
-`is_transient_sqlstate` is the single place that decides which database errors are worth a retry.
+`is_transient_sqlstate` and `is_transient_connection_failure` decide which database errors are
+worth a retry; `etl.pg.failures` applies them to psycopg's errors.
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_BUG: "unexpected error (a bug): traceback on stderr",
     ConfigError.exit_code: "usage or configuration error; nothing was touched",
     KafkaUnavailable.exit_code: "Kafka unavailable",
-    PostgresUnavailable.exit_code: "PostgreSQL unavailable (after bounded retries) or refused"
-    " the operation",
+    PostgresUnavailable.exit_code: "PostgreSQL unavailable (after retry_max_seconds of retries),"
+    " TLS verification failed, or it refused the operation",
     SchemaMissing.exit_code: "database schema missing (run etl db migrate)",
     Interrupted.exit_code: "interrupted by SIGTERM/SIGINT; committed what was written",
     PushgatewayUnavailable.exit_code: "Pushgateway unavailable (etl check only)",

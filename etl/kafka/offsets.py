@@ -8,6 +8,7 @@ becomes `KafkaUnavailable` here.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from etl.core import events
 from etl.core.config import KafkaConfig
-from etl.core.errors import ConfigError, EtlError, KafkaUnavailable
+from etl.core.errors import ConfigError, EtlError, KafkaRefused, KafkaUnavailable
 from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition
 from etl.kafka.waits import Waiter
 
@@ -58,16 +59,58 @@ def open_consumer(cfg: KafkaConfig, **extra: Any) -> Any:
         raise client_error(exc, "consumer") from exc
 
 
+_PROPERTY = re.compile(r'property:? "([^"]+)"')
+SASL_MECHANISMS = "GSSAPI, PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"
+
+
 def client_error(exc: KafkaException, what: str) -> ConfigError | KafkaUnavailable:
-    """A client that cannot be created: a bad property is a usage error naming it (exit 2)."""
+    """A client that cannot be created: a bad property is a usage error naming it (exit 2).
+
+    librdkafka's text quotes the rejected value (``Unsupported SASL mechanism: <value>``), which
+    may be a secret pasted into the wrong key: only the property's name is repeated.
+    """
     error = exc.args[0] if exc.args else None
     if isinstance(error, KafkaError) and error.code() == KafkaError._INVALID_ARG:
-        return ConfigError(f"kafka.client: {error.str()}")
+        text = str(error.str())
+        if "SASL mechanism" in text:
+            return ConfigError(
+                f"kafka.client.sasl.mechanism: unsupported; expected one of {SASL_MECHANISMS}"
+            )
+        found = _PROPERTY.search(text)
+        if found is None:
+            return ConfigError("kafka.client: librdkafka refused the configuration")
+        if text.startswith("No such configuration property"):
+            return ConfigError(f"kafka.client.{found.group(1)}: unknown librdkafka property")
+        return ConfigError(f"kafka.client.{found.group(1)}: invalid value for this property")
     return KafkaUnavailable(f"cannot create a Kafka {what}: {describe(exc)}")
 
 
-def topic_partitions(client: Any, cfg: KafkaConfig, timeout: float = REQUEST_TIMEOUT) -> list[int]:
-    """The topic's partition ids; KafkaUnavailable if the broker or the topic is missing.
+class AuthWatch:
+    """An ``error_cb`` remembering an authentication failure, which librdkafka reports only
+    there: the request that then fails says only ``Broker transport failure``."""
+
+    def __init__(self, chained: Any = None) -> None:
+        self.failure: str | None = None
+        self._chained = chained
+
+    def __call__(self, err: Any) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            self.failure = str(err.str())
+        if self._chained is not None:
+            self._chained(err)
+
+    def refused(self, cause: KafkaUnavailable) -> KafkaRefused | KafkaUnavailable:
+        """``cause`` as an authentication refusal (exit 9) when one was reported."""
+        if self.failure is None:
+            return cause
+        return KafkaRefused(f"Kafka authentication failed: {self.failure}")
+
+
+def topic_partitions(
+    client: Any, cfg: KafkaConfig, timeout: float = REQUEST_TIMEOUT, auth: AuthWatch | None = None
+) -> list[int]:
+    """The topic's partition ids; KafkaUnavailable if the broker cannot be reached, KafkaRefused
+    if the topic does not exist, its access is denied, or ``auth`` saw the login refused.
 
     ``client`` is a Consumer or an AdminClient. The metadata request names no topic: on a
     broker that auto-creates topics, a request naming a missing one could create it.
@@ -75,25 +118,39 @@ def topic_partitions(client: Any, cfg: KafkaConfig, timeout: float = REQUEST_TIM
     try:
         meta = client.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise KafkaUnavailable(
+        unreachable = KafkaUnavailable(
             f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
-        ) from exc
+        )
+        if auth is None:
+            raise unreachable from exc
+        # librdkafka queues the error callbacks; serve them to learn whether the login failed.
+        client.poll(0)
+        raise auth.refused(unreachable) from exc
     topic = meta.topics.get(cfg.topic)
     if topic is None or topic.error is not None:
         unknown = topic is None or topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-        reason = "does not exist" if unknown else str(topic.error.str())
-        raise KafkaUnavailable(f"topic {cfg.topic!r}: {reason}")
+        if unknown:
+            raise KafkaRefused(f"topic {cfg.topic!r}: does not exist")
+        if topic.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise KafkaRefused(f"topic {cfg.topic!r}: not authorized ({topic.error.str()})")
+        raise KafkaUnavailable(f"topic {cfg.topic!r}: {topic.error.str()}")
     return sorted(topic.partitions)
 
 
 def probe(cfg: KafkaConfig, timeout: float) -> str:
     """What ``etl check`` reports of Kafka: the broker answers and the topic exists."""
+    auth = AuthWatch()
     conf: dict[str, Any] = {
         **cfg.client,
         "bootstrap.servers": cfg.bootstrap_servers,
         "logger": logging.getLogger(events.LIBRDKAFKA),
+        "error_cb": auth,
     }
-    parts = topic_partitions(AdminClient(conf), cfg, timeout)
+    try:
+        admin = AdminClient(conf)
+    except KafkaException as exc:
+        raise client_error(exc, "admin client") from exc
+    parts = topic_partitions(admin, cfg, timeout, auth)
     return f"{cfg.bootstrap_servers} topic {cfg.topic!r} has {len(parts)} partition(s) {parts}"
 
 

@@ -40,6 +40,7 @@ from etl.kafka.commits import commit_offsets
 from etl.kafka.drain import Drain
 from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
+    AuthWatch,
     check_named_partitions,
     close_consumer,
     describe,
@@ -91,12 +92,16 @@ class KafkaSource:
         self._closing = False
         self._last_progress = clock()
         self._last_error: str = "none"
+        self._auth = AuthWatch()
 
     def start(self, before_revoke: Callable[[], None] = lambda: None) -> None:
         self._before_revoke = before_revoke
-        self._consumer = open_consumer(self._cfg, error_cb=self._on_error)
+        self._auth = AuthWatch(self._on_error)
+        self._consumer = open_consumer(self._cfg, error_cb=self._auth)
         existing = self._waits.call(
-            "metadata", lambda: topic_partitions(self._consumer, self._cfg), _QUERY_SECONDS
+            "metadata",
+            lambda: topic_partitions(self._consumer, self._cfg, auth=self._auth),
+            _QUERY_SECONDS,
         )
         self._topic_partitions = existing
         check_named_partitions(self._aim, existing, self._cfg.topic)
@@ -311,9 +316,11 @@ class KafkaSource:
         idle = self._clock() - self._last_progress
         if idle > self._cfg.timeout_seconds:
             state = "waiting for a partition assignment" if not self._assigned_once else "reading"
-            raise KafkaUnavailable(
-                f"no progress from Kafka for {idle:.0f}s while {state}; "
-                f"last error: {self._last_error}"
+            raise self._auth.refused(
+                KafkaUnavailable(
+                    f"no progress from Kafka for {idle:.0f}s while {state}; "
+                    f"last error: {self._last_error}"
+                )
             )
 
     def _on_error(self, err: Any) -> None:

@@ -24,6 +24,7 @@ from psycopg import sql
 from etl.core.config import PostgresConfig
 from etl.core.errors import PostgresUnavailable, SchemaConflict
 from etl.core.migrations import DROP_ORDER, LATEST, Step, next_step
+from etl.pg import failures
 
 Connection = psycopg.Connection[Any]
 
@@ -43,14 +44,14 @@ def connect(cfg: PostgresConfig) -> Iterator[Connection]:
             application_name="etl-admin",
         )
     except psycopg.OperationalError as exc:
-        raise PostgresUnavailable(
-            f"PostgreSQL unavailable at {cfg.masked_dsn}: {one_line(exc)}"
-        ) from exc
+        raise failures.translate(exc, cfg.masked_dsn) from exc
     try:
         with conn:
             yield conn
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise PostgresUnavailable(f"PostgreSQL connection failed: {one_line(exc)}") from exc
+        raise PostgresUnavailable(
+            f"PostgreSQL connection failed: {failures.safe_text(exc)}"
+        ) from exc
 
 
 def current_version(conn: Connection) -> int | None:
@@ -134,8 +135,9 @@ def server_version(conn: Connection) -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's text on one line (libpq messages span several)."""
-    return " ".join(str(exc).split())
+    """An exception's text on one line, without libpq's DETAIL and CONTEXT (they can quote
+    data): see `etl.pg.failures.safe_text`."""
+    return failures.safe_text(exc)
 
 
 def _lock(conn: Connection) -> None:

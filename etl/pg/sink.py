@@ -9,8 +9,18 @@ duplicates). Then the rejections go in ``ON CONFLICT DO NOTHING`` on (topic, par
 offset). ``synchronous_commit`` is forced on for the session: the run commits
 Kafka offsets right after this returns, so the batch must survive a server crash.
 
-The whole transaction is idempotent, so it is retried (bounded, with jitter) on transient
-errors as decided by `etl.errors.is_transient_sqlstate`, on a fresh connection each time.
+The whole transaction is idempotent, so it is retried on transient errors (as decided by
+`etl.pg.failures.is_transient`), on a fresh connection each time, with full jitter and waits
+capped at `MAX_WAIT_SECONDS`. The budget is time, not attempts: no new attempt starts later
+than ``postgres.retry_max_seconds`` after the operation's first failure, so a server restart of
+up to about that long is ridden out. Counting from the first failure (not from the start of the
+first attempt) keeps ``statement_timeout_seconds`` consistent with the budget whatever the two
+values: a statement cancelled by its timeout is always retried at least once.
+``postgres.retry_attempts`` (0 by default: no limit) can cap the attempts as well. Failures no
+retry can fix (options libpq rejects, TLS verification, a refused login) end the operation at
+once; see `etl.pg.failures`. A stop request (SIGTERM) ends the retrying within a fraction of a
+second: the transaction in hand was rolled back by the failure, so `Interrupted` (exit 6) loses
+nothing.
 """
 
 from __future__ import annotations
@@ -23,21 +33,10 @@ from typing import Any, Final, TypeVar
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
 from etl.core.config import PostgresConfig
-from etl.core.errors import (
-    PostgresUnavailable,
-    SchemaMissing,
-    is_transient_connection_failure,
-    is_transient_sqlstate,
-)
+from etl.core.errors import Interrupted, SchemaMissing
 from etl.core.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
 from etl.core.statements import (
     COLUMNS,
@@ -53,9 +52,11 @@ from etl.core.statements import (
     rejection_params,
 )
 from etl.pg import ledger
+from etl.pg.failures import is_transient, safe_text, translate
 
 log = logging.getLogger(__name__)
 
+MAX_WAIT_SECONDS: Final = 5.0  # longest single wait between attempts
 _STAGING_STREAK: Final = 8  # batches sent through staging after a key conflict
 _REQUIRED: Final = {
     REPORTS_TABLE: COLUMNS,
@@ -80,10 +81,14 @@ class PostgresSink:
         *,
         dry_run: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self._cfg = cfg
         self._dry_run = dry_run
         self._sleep = sleep
+        self._clock = clock
+        self._stop_requested = stop_requested
         self._conn: psycopg.Connection[Any] | None = None
         self._run_conn: psycopg.Connection[Any] | None = None  # holds the live run's lock
         self._staging_streak = 0  # batches left to send through staging after a conflict
@@ -245,44 +250,61 @@ class PostgresSink:
     def _retrying(self, operation: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``operation`` on a live connection; retry it only on transient errors."""
         retrying = Retrying(
-            stop=stop_after_attempt(self._cfg.retry_attempts)
-            | stop_after_delay(self._cfg.retry_max_seconds),
-            wait=wait_random_exponential(multiplier=0.5, max=10),
-            retry=retry_if_exception(_is_transient),
-            sleep=self._sleep,
+            stop=self._budget(),
+            wait=wait_random_exponential(multiplier=0.5, max=MAX_WAIT_SECONDS),
+            retry=retry_if_exception(is_transient),
+            sleep=self._wait,
             before_sleep=self._before_retry,
             reraise=True,
         )
         try:
             return retrying(lambda: operation(self._connection()))
-        except psycopg.errors.UndefinedTable as exc:
-            raise SchemaMissing(f"{exc.diag.message_primary}; run etl db migrate") from exc
         except psycopg.Error as exc:
-            if _is_transient(exc) or isinstance(exc, psycopg.OperationalError):
-                raise PostgresUnavailable(f"PostgreSQL unavailable: {_one_line(exc)}") from exc
-            # Not transient (permission denied, a violated constraint, ...): retrying cannot
-            # help and the batch stays uncommitted in Kafka.
-            raise PostgresUnavailable(
-                f"PostgreSQL refused the operation (SQLSTATE {exc.sqlstate}): {_one_line(exc)}"
-            ) from exc
+            if self._stop_requested() and is_transient(exc):
+                raise Interrupted(
+                    f"stopped by signal while retrying PostgreSQL ({safe_text(exc)}); "
+                    "the batch in hand was rolled back"
+                ) from exc
+            raise translate(exc) from exc
 
-    def _before_retry(self, state: Any) -> None:
+    def _wait(self, seconds: float) -> None:
+        """Sleep between attempts in short slices, so a stop request ends the wait at once."""
+        end = self._clock() + seconds
+        while not self._stop_requested():
+            left = end - self._clock()
+            if left <= 0:
+                return
+            self._sleep(min(left, 0.1))
+
+    def _budget(self) -> Callable[[RetryCallState], bool]:
+        """Stop when the next attempt would start past the budget after the first failure."""
+        cap = self._cfg.retry_attempts
+        first_failure: list[float] = []
+
+        def stop(state: RetryCallState) -> bool:
+            now = self._clock()
+            if not first_failure:
+                first_failure.append(now)
+            if self._stop_requested() or (cap and state.attempt_number >= cap):
+                return True
+            waited = now - first_failure[0]
+            return waited + (state.upcoming_sleep or 0.0) > self._cfg.retry_max_seconds
+
+        return stop
+
+    def _before_retry(self, state: RetryCallState) -> None:
         self._close_batch_connection()  # the run's lock stays held on its own connection
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "PostgreSQL operation failed, retrying",
-            extra={"fields": {"attempt": state.attempt_number, "error": _one_line(exc)}},
+            extra={
+                "fields": {
+                    "attempt": state.attempt_number,
+                    "wait_seconds": round(state.upcoming_sleep, 2),
+                    "error": safe_text(exc),
+                }
+            },
         )
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if not isinstance(exc, psycopg.Error):
-        return False
-    if exc.sqlstate is None:  # libpq-level failure
-        return isinstance(
-            exc, psycopg.OperationalError | psycopg.InterfaceError
-        ) and is_transient_connection_failure(str(exc))
-    return is_transient_sqlstate(exc.sqlstate)
 
 
 def connection_defaults(cfg: PostgresConfig) -> dict[str, Any]:
@@ -303,7 +325,3 @@ def connection_defaults(cfg: PostgresConfig) -> dict[str, Any]:
     }
     given = conninfo_to_dict(cfg.dsn)
     return {k: v for k, v in defaults.items() if k not in given}
-
-
-def _one_line(exc: BaseException | None) -> str:
-    return " ".join(str(exc).split()) if exc is not None else "unknown error"

@@ -1,0 +1,182 @@
+"""A private PostgreSQL cluster for tests that stop, crash or restart the server.
+
+The shared server (``dev/services.sh``, port 25432) is never touched: each `PrivatePostgres`
+is its own ``initdb`` in a temporary directory on a free port, started with the same Debian
+binaries and, when the tests run as root, as the ``postgres`` system user like services.sh.
+Optionally with TLS (a self-signed certificate made by ``openssl``), for verification tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from tests.helpers.services import SCHEMA
+
+
+def _pg_bin() -> Path:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    found = shutil.which("initdb")
+    if found is None:
+        raise AssertionError("PostgreSQL server binaries (initdb) not found; run dev/services.sh")
+    return Path(found).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PrivatePostgres:
+    """One throw-away cluster: ``start``, ``stop(mode)``, ``dsn``; removed by `private_postgres`."""
+
+    directory: Path
+    port: int
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
+    def _as_pg(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if os.getuid() == 0:  # PostgreSQL refuses to run as root
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+
+    def init(self, tls: bool = False) -> None:
+        self.directory.chmod(0o755)
+        if os.getuid() == 0:
+            shutil.chown(self.directory, "postgres")
+        bin_dir = _pg_bin()
+        self._as_pg(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
+        if tls:
+            self._make_certificate()
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for CN=localhost; the server then accepts TLS."""
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                str(self.directory / "server.key"),
+                "-out",
+                str(self.directory / "server.crt"),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        for name in ("server.key", "server.crt"):
+            target = self.data / name
+            shutil.copy(self.directory / name, target)
+            target.chmod(0o600)
+            if os.getuid() == 0:
+                shutil.chown(target, "postgres")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write("ssl = on\n")
+
+    @property
+    def certificate(self) -> Path:
+        return self.directory / "server.crt"
+
+    def start(self) -> None:
+        log = self.directory / "postgres.log"
+        log.touch()
+        if os.getuid() == 0:
+            shutil.chown(log, "postgres")
+        self._as_pg(
+            str(_pg_bin() / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1",
+            "start",
+        )
+        self.wait_ready()
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_pg(str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.dsn, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def apply_schema(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(SCHEMA.read_text())
+
+
+@contextmanager
+def private_postgres(tls: bool = False) -> Iterator[PrivatePostgres]:
+    """A started private cluster; stopped and deleted afterwards, whatever happened."""
+    directory = Path(tempfile.mkdtemp(prefix="etl-private-pg-"))
+    server = PrivatePostgres(directory, free_port())
+    try:
+        server.init(tls=tls)
+        server.start()
+        yield server
+    finally:
+        subprocess.run(
+            [
+                *(["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []),
+                str(_pg_bin() / "pg_ctl"),
+                "-D",
+                str(server.data),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        shutil.rmtree(directory, ignore_errors=True)
