@@ -15,10 +15,14 @@ most one batch in flight, and batch N's steps 4-5 happen on this thread before b
 handed over. So Python decodes while PostgreSQL ingests, the order of commits is unchanged,
 and at most two batches are held in memory.
 
-The loop ends when every assigned partition reached its stop offset, or, after a stop request
-(SIGTERM/SIGINT), once the batch being read has been written and committed. Whatever happens,
-`execute` completes the run record, finishes and pushes the metrics, logs one summary event and
-closes the adapters.
+The loop ends when the source is finished (a group member: the whole topic committed up to
+its stop offsets, by this copy or another; see `etl.kafka.source`), or, after a stop request
+(SIGTERM/SIGINT), once the batch being read has been written and committed. When partitions are
+revoked, the source calls back into `_complete_pending` before giving them up, so the batch in
+flight is stored and committed while they are still owned; rows of the batch being read whose
+partitions were revoked are dropped, unstored and uncommitted, for their new owner to read.
+Whatever happens, `execute` completes the run record, finishes and pushes the metrics, logs one
+summary event and closes the adapters.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 
 from etl.core.batch import BatchDecoder
 from etl.core.counts import RunCounts
-from etl.core.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted, KafkaUnavailable
+from etl.core.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted
 from etl.core.ports import (
     NullTracker,
     PartitionProgress,
@@ -130,11 +134,18 @@ class Run:
     def _loop(self, summary: RunSummary) -> None:
         s = self.settings
         self.sink.check_schema()
-        self.source.start()  # a usage error found here (no such partition) records no run
+        # A usage error found here (no such partition) records no run. On a rebalance the
+        # batch in flight is stored and committed before the partitions are given up.
+        self.source.start(self._complete_pending)
         summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
         self._committed: dict[int, int] = {}
         while not self.source.finished() and not self.stop_requested():
             rows, rejections, offsets = self._read_decoded()
+            if any(r.partition not in offsets for r in rows) or any(
+                r.message.partition not in offsets for r in rejections
+            ):  # revoked while this batch was read: their new owner reads them
+                rows = [r for r in rows if r.partition in offsets]
+                rejections = [r for r in rejections if r.message.partition in offsets]
             self._complete_pending()  # batch N: durable, tracked, committed ...
             write = None
             if rows or rejections:  # ... before batch N+1 is handed to the writer
@@ -181,8 +192,7 @@ class Run:
             self.counts.add("etl_batches", 1)
             self._track(pending.rows, pending.rejections)
         changed = {p: o for p, o in pending.offsets.items() if self._committed.get(p) != o}
-        self.source.commit(changed)
-        self._committed.update(changed)
+        self._committed.update(self.source.commit(changed))
         if self.on_batch is not None:
             self.on_batch(self.source.progress(), self.counts)
 
@@ -211,8 +221,9 @@ class Run:
             ]
             for part in summary.partitions:
                 m.set_skipped(part.partition, part.skipped_by_retention)
-            # Asking an unreachable broker for end offsets would only delay the exit.
-            if summary.status != "crashed" and summary.exit_code != KafkaUnavailable.exit_code:
+            # Every partition of the topic, failed runs included: the source bounds the
+            # question and falls back on what it knows when the broker does not answer.
+            if summary.status != "crashed":
                 m.set_lag(self.source.lag(self._committed))
         except EtlError as exc:
             log.error("could not read final partition state", extra={"fields": {"error": str(exc)}})

@@ -12,6 +12,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from tests.helpers.private_services import PrivateKafka, private_kafka
 from tests.helpers.services import HOW_TO_START, SCHEMA, Services, docker_available, from_env
 
 
@@ -156,3 +158,10 @@ def etl_env(services: Services, schema_db: str, group: str) -> Callable[[str], d
         return out
 
     return env
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateKafka]:
+    """A private KRaft broker that the test may kill; never the shared one."""
+    with private_kafka(tmp_path / "kafka") as broker:
+        yield broker

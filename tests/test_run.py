@@ -53,7 +53,7 @@ class FakeSource:
         self.started = self.closed = False
         self.committed: dict[int, int] = {}
 
-    def start(self) -> None:
+    def start(self, before_revoke: Callable[[], None] = lambda: None) -> None:
         self.started = True
 
     def finished(self) -> bool:
@@ -68,9 +68,10 @@ class FakeSource:
         self.events.append(f"read {len(out)}")
         return Batch(out, {0: self.part.next}, sum(len(m.value or b"") for m in out))
 
-    def commit(self, next_offsets: Mapping[int, int]) -> None:
+    def commit(self, next_offsets: Mapping[int, int]) -> Mapping[int, int]:
         self.events.append(f"commit {dict(next_offsets)}")
         self.committed.update(next_offsets)
+        return next_offsets
 
     def progress(self) -> Sequence[PartitionProgress]:
         return [self.part]
@@ -226,7 +227,7 @@ def test_a_kafka_failure_is_reported_with_its_exit_code() -> None:
     events: list[str] = []
 
     class Broken(FakeSource):
-        def start(self) -> None:
+        def start(self, before_revoke: Callable[[], None] = lambda: None) -> None:
             raise KafkaUnavailable("cannot reach Kafka at x:1: refused")
 
     summary, _, _ = run_with(Broken(events, [], stop=0), FakeSink(events))

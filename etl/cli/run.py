@@ -218,7 +218,7 @@ def run(
         options=options,
         dry_run=dry_run,
     )
-    source = KafkaSource(cfg.kafka, aim)
+    source = KafkaSource(cfg.kafka, aim, stop_requested=stop)
     counts = RunCounts()
     tty = sys.stderr.isatty()
     view = LiveView(Console(stderr=True), cfg.kafka.topic, _snapshot(source, counts))

@@ -76,8 +76,12 @@ class WriteResult(NamedTuple):
 class Source(Protocol):
     """Kafka: hand out bounded batches up to each partition's stop offset; commit on request."""
 
-    def start(self) -> None:
-        """Connect and subscribe; raises KafkaUnavailable if the topic cannot be reached."""
+    def start(self, before_revoke: Callable[[], None]) -> None:
+        """Connect and subscribe; raises KafkaUnavailable if the topic cannot be reached.
+
+        ``before_revoke`` is called when partitions are about to be revoked, while they are
+        still owned: the run stores and commits what it has in flight there.
+        """
 
     def read_batch(
         self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
@@ -85,16 +89,19 @@ class Source(Protocol):
         """Up to ``max_messages``/``max_bytes``; empty only when finished or stop requested."""
 
     def finished(self) -> bool:
-        """True once assigned and every assigned partition has reached its stop offset."""
+        """True once assigned, every assigned partition has reached its stop offset and, for a
+        consumer-group member, every partition of the topic was committed up to its stop."""
 
-    def commit(self, next_offsets: Mapping[int, int]) -> None:
-        """Synchronously commit these next offsets for the consumer group."""
+    def commit(self, next_offsets: Mapping[int, int]) -> Mapping[int, int]:
+        """Commit these next offsets for the consumer group, those of partitions owned now
+        only, under a deadline; the offsets it took (all owned ones when it writes none)."""
 
     def progress(self) -> Sequence[PartitionProgress]:
-        """Per-partition progress of the partitions assigned now."""
+        """Per-partition range of every partition this run held, across rebalances."""
 
     def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
-        """Per partition: its end offset now minus ``reached`` (default: where it started)."""
+        """Every partition of the topic: its end offset now minus what was reached (this run's
+        ``reached``, or what the group committed)."""
 
     def close(self) -> None:
         """Leave the group and release the connection."""

@@ -17,8 +17,11 @@ from confluent_kafka.admin import AdminClient
 
 from etl.core import events
 from etl.core.config import KafkaConfig
-from etl.core.errors import ConfigError, KafkaRefused, KafkaUnavailable
+from etl.core.errors import ConfigError, EtlError, KafkaRefused, KafkaUnavailable
 from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition
+from etl.kafka.waits import Waiter
+
+log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 10.0
 # librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
@@ -188,6 +191,37 @@ def plan(
         return out
     except KafkaException as exc:
         raise KafkaUnavailable(f"cannot read offsets of {cfg.topic!r}: {describe(exc)}") from exc
+
+
+def close_consumer(consumer: Any, waits: Waiter, seconds: float) -> None:
+    """Leave the group within ``seconds`` (close blocks for good on a dead broker), or log why
+    not: the group then notices at the session timeout."""
+    try:
+        waits.call("close", consumer.close, seconds)
+    except (KafkaException, RuntimeError, EtlError) as exc:  # EtlError: deadline, stop grace
+        log.warning(
+            "closing the Kafka consumer did not complete; the group notices at the session timeout",
+            extra={"fields": {"error": str(exc)}},
+        )
+
+
+def log_planned(item: PlannedPartition) -> None:
+    """Warn about what the operator should know of a planned partition."""
+    part = item.progress
+    if part.skipped_by_retention:
+        log.warning(
+            "committed offset already deleted by retention; starting at the log start",
+            extra={
+                "fields": {
+                    "partition": part.partition,
+                    "committed": item.marks.committed,
+                    "log_start": item.marks.low,
+                    "skipped": part.skipped_by_retention,
+                }
+            },
+        )
+    if item.note:
+        log.warning(item.note, extra={"fields": {"partition": part.partition}})
 
 
 def _offsets_for_times(consumer: Any, topic: str, parts: list[int], when: Any) -> dict[int, int]:

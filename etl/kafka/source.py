@@ -1,21 +1,26 @@
 """Kafka adapter: bounded batches from the partitions this consumer is given, up to stop offsets.
 
-Contract (see `etl.ports.Source`):
-- The consumer subscribes to the topic as a member of ``kafka.group_id`` so that parallel
-  copies split the partitions. On each assignment it fixes, per partition, the stop offset (the
-  end offset at that moment: high watermark, or the last stable offset under read_committed)
-  and the start offset (the committed offset; with none, ``auto_offset_reset``; a committed
-  offset already deleted by retention starts at the log start and the gap is reported).
-- No message at or beyond a partition's stop offset is ever handed out; a partition that reaches
-  its stop offset is paused, so the run never waits for data produced after it started.
-- `Batch.next_offsets` only covers messages already handed out; messages fetched beyond the batch
-  bounds wait in a small carry-over list, so committing a batch never skips unread data.
-- Partitions revoked by a rebalance are forgotten together with their carried-over messages;
-  their new owner re-reads from the committed offset, and the sink's idempotence absorbs any
-  overlap.
-- An `Aim` with positions, a partition choice, ``--no-commit`` or ``--dry-run`` assigns the
-  partitions explicitly instead of joining the group (see `Aim.explicit`); without commit the
-  group's offsets are only read, never written.
+Contract (see `etl.core.ports.Source`):
+- The consumer subscribes as a member of ``kafka.group_id``, so parallel copies split the
+  partitions. The FIRST assignment fixes the stop offset of every partition of the topic, owned
+  or not (the end offset then: high watermark, or the last stable offset under read_committed);
+  later assignments read up to those same stops. An assigned partition starts at the committed
+  offset (none: ``auto_offset_reset``; deleted by retention: the log start, gap reported).
+- No message at or beyond a stop offset is handed out; a partition at its stop is paused.
+- A group member is finished only when the whole topic is drained (`etl.kafka.drain`). Until
+  then it stays in the group, its partitions paused, polling so rebalances are served: a dead
+  member's partitions come to it once that member's session expired. Nothing moving for
+  ``kafka.timeout_seconds`` (no commit by any member, no assignment) is `KafkaUnavailable`
+  naming the partitions behind. An empty assignment is never finished.
+- `Batch.next_offsets` covers messages already handed out, of partitions owned now; messages
+  fetched beyond the batch bounds wait in a carry-over list, so a commit never skips unread data.
+- On revoke the ``before_revoke`` hook given to `start` runs first (the run stores and commits
+  its batch in flight, `etl.kafka.commits`); then the partitions are forgotten with their
+  carried-over and in-hand messages, for the new owner to re-read. A LOST assignment is dropped
+  without a commit. Only partitions owned at that moment are ever committed.
+- Every blocking librdkafka call has a deadline and yields to a stop request (`etl.kafka.waits`).
+- Positions, a partition choice, ``--no-commit`` or ``--dry-run`` assign explicitly instead of
+  joining the group (`Aim.explicit`); without commit the group's offsets are only read.
 """
 
 from __future__ import annotations
@@ -28,46 +33,59 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from etl.core.config import KafkaConfig
-from etl.core.errors import KafkaUnavailable
-from etl.core.plan import Aim
+from etl.core.errors import Interrupted, KafkaUnavailable
+from etl.core.plan import Aim, PlannedPartition
 from etl.core.ports import Batch, Message, PartitionProgress
+from etl.kafka.commits import commit_offsets
+from etl.kafka.drain import Drain
 from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
     AuthWatch,
     check_named_partitions,
+    close_consumer,
     describe,
+    log_planned,
     open_consumer,
     plan,
     topic_partitions,
 )
+from etl.kafka.partitions import GroupView, fallback_lag, merge_ranges
+from etl.kafka.waits import Waiter
 
 log = logging.getLogger(__name__)
 
 _CONSUME_CHUNK = 1000
 _POLL_SECONDS = 0.2
-# Commit refusals caused by a rebalance: the rows are stored, the new owner re-reads them.
-_REBALANCE_CODES = frozenset(
-    {
-        KafkaError.REBALANCE_IN_PROGRESS,
-        KafkaError.ILLEGAL_GENERATION,
-        KafkaError.UNKNOWN_MEMBER_ID,
-        KafkaError._ASSIGNMENT_LOST,
-    }
-)
+_QUERY_SECONDS = REQUEST_TIMEOUT + 2  # librdkafka's own timeout answers first
+_CLOSE_SECONDS = 10.0
+_LAG_SECONDS = 5.0  # the end-of-run question; a broker that does not answer is not waited for
 
 
 class KafkaSource:
     """One consumer-group member reading ``cfg.topic`` up to the stop offsets."""
 
     def __init__(
-        self, cfg: KafkaConfig, aim: Aim | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        cfg: KafkaConfig,
+        aim: Aim | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self._cfg = cfg
         self._aim = aim or Aim()
         self._clock = clock
+        self._waits = Waiter(stop_requested, clock)
         self._consumer: Any = None
-        self._parts: dict[int, PartitionProgress] = {}
+        self._topic_partitions: list[int] = []
+        self._parts: dict[int, PartitionProgress] = {}  # owned now
+        self._held: dict[int, PartitionProgress] = {}  # every range this run held, merged
+        self._drain: Drain | None = None  # group mode: fixed at the first assignment
+        self._group: GroupView | None = None
         self._carry: list[Message] = []
+        self._reading: list[Message] = []  # handed out by the read_batch call in progress
+        self._before_revoke: Callable[[], None] = lambda: None
+        self._revokes = 0
+        self._in_callback = False  # inside on_assign/on_revoke, on the polling thread
         self._average_size = 1024  # bytes per message value, refined by every batch
         self._assigned_once = False
         self._rebalancing = False  # revoked, waiting for the next assignment
@@ -76,10 +94,16 @@ class KafkaSource:
         self._last_error: str = "none"
         self._auth = AuthWatch()
 
-    def start(self) -> None:
+    def start(self, before_revoke: Callable[[], None] = lambda: None) -> None:
+        self._before_revoke = before_revoke
         self._auth = AuthWatch(self._on_error)
         self._consumer = open_consumer(self._cfg, error_cb=self._auth)
-        existing = topic_partitions(self._consumer, self._cfg, auth=self._auth)
+        existing = self._waits.call(
+            "metadata",
+            lambda: topic_partitions(self._consumer, self._cfg, auth=self._auth),
+            _QUERY_SECONDS,
+        )
+        self._topic_partitions = existing
         check_named_partitions(self._aim, existing, self._cfg.topic)
         if self._aim.explicit:
             chosen = self._aim.partitions or (self._aim.replay or {}).keys() or existing
@@ -89,17 +113,19 @@ class KafkaSource:
                 [self._cfg.topic],
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
-                on_lost=self._on_revoke,
+                on_lost=self._on_lost,
             )
         self._last_progress = self._clock()
 
     def finished(self) -> bool:
-        return not self._carry and self._all_read()
+        if self._carry or not self._all_read():
+            return False
+        return self._aim.explicit or (self._drain is not None and self._drain.complete())
 
     def read_batch(
         self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
     ) -> Batch:
-        out: list[Message] = []
+        out = self._reading = []
         size = 0
         while self._carry and len(out) < max_messages and size < max_bytes:
             msg = self._carry.pop(0)
@@ -107,77 +133,83 @@ class KafkaSource:
             size += len(msg.value or b"")
         while len(out) < max_messages and size < max_bytes and not stop_requested():
             if self._all_read():
+                if not out and not self._aim.explicit and not self.finished():
+                    self._wait_for_group()
                 break
             # Ask librdkafka for about as many messages as the byte budget still holds (from
             # the average size seen so far), so the carry-over stays small: whatever is taken
             # from its queue lives in Python memory while the queue refills behind it.
             room = (max_bytes - size) // self._average_size + 1
+            revokes = self._revokes
             fetched = self._consume(min(_CONSUME_CHUNK, max_messages - len(out), room))
+            if revokes != self._revokes:  # a revoke inside the poll dropped some of ``out``
+                size = sum(len(m.value or b"") for m in out)
             for i, msg in enumerate(fetched):
                 if len(out) >= max_messages or size >= max_bytes:
                     self._carry.extend(fetched[i:])
                     break
                 out.append(msg)
                 size += len(msg.value or b"")
+        self._reading = []
         if out:
             self._average_size = max(1, size // len(out))
         return Batch(out, self._handed_out_offsets(), size)
 
-    def commit(self, next_offsets: Mapping[int, int]) -> None:
-        if not next_offsets or not self._aim.writes_offsets:
-            return
-        tps = [TopicPartition(self._cfg.topic, p, o) for p, o in sorted(next_offsets.items())]
-        try:
-            self._consumer.commit(offsets=tps, asynchronous=False)
-        except KafkaException as exc:
-            # Only a group member's commit can be refused by a rebalance; an explicitly
-            # assigned run committing into a group with live members must not pass silently.
-            if not self._aim.explicit and exc.args and exc.args[0].code() in _REBALANCE_CODES:
-                log.warning(
-                    "offset commit refused by a rebalance; the new owner re-reads "
-                    "these stored rows",
-                    extra={"fields": {"error": describe(exc)}},
-                )
-                return
-            if self._aim.explicit and exc.args and exc.args[0].code() in _REBALANCE_CODES:
-                raise KafkaUnavailable(
-                    f"offset commit failed: group {self._cfg.group_id!r} has live members, so"
-                    f" the broker refuses commits from a run outside it ({describe(exc)});"
-                    " the rows are stored: stop those consumers and run again, or use another"
-                    " --group (or --no-commit)"
-                ) from exc
-            raise KafkaUnavailable(f"offset commit failed: {describe(exc)}") from exc
+    def commit(self, next_offsets: Mapping[int, int]) -> dict[int, int]:
+        owned = {p: o for p, o in next_offsets.items() if p in self._parts}
+        if not owned or not self._aim.writes_offsets:
+            return owned
+        confirmed = commit_offsets(
+            self._consumer,
+            self._cfg.topic,
+            owned,
+            waits=self._waits,
+            seconds=self._cfg.timeout_seconds,
+            group_member=not self._aim.explicit,
+            group_id=self._cfg.group_id,
+            in_callback=self._in_callback,
+            last_error=self._last_error,
+        )
+        if not confirmed and not self._in_callback:
+            return {}  # refused by a rebalance: not committed
+        self._last_progress = self._clock()
+        if confirmed and self._drain is not None:
+            self._drain.note(owned)
+        return owned
 
     def progress(self) -> Sequence[PartitionProgress]:
-        return [self._parts[p] for p in sorted(self._parts)]
+        merged = merge_ranges(self._held, self._parts)
+        return [merged[p] for p in sorted(merged)]
 
     def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
-        lag: dict[int, int] = {}
-        for part in self.progress():
-            tp = TopicPartition(self._cfg.topic, part.partition)
-            try:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT)
-            except KafkaException:
-                high = part.stop
-            lag[part.partition] = max(0, high - reached.get(part.partition, part.start))
-        return lag
+        """Every partition of the topic: its end offset now minus the offset reached (see
+        `GroupView.lag`); without an answer in time, the lag up to the stop offsets."""
+        held = {p.partition: p for p in self.progress()}
+        own = {p: reached.get(p, part.start) for p, part in held.items()}
+        try:
+            return GroupView(self._consumer, self._cfg, self._waits).lag(
+                self._topic_partitions or sorted(own),
+                own,
+                use_group=not self._aim.explicit,
+                seconds=_LAG_SECONDS,
+            )
+        except (KafkaUnavailable, Interrupted) as exc:
+            log.warning("end offsets unknown; lag counted up to the stop offsets: %s", exc)
+        return fallback_lag(self._drain, held, own)
 
     def close(self) -> None:
         self._closing = True
-        if self._consumer is not None:
-            try:
-                self._consumer.close()
-            except (KafkaException, RuntimeError) as exc:
-                log.warning("closing the Kafka consumer failed: %s", exc)
-            self._consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            close_consumer(consumer, self._waits, min(_CLOSE_SECONDS, self._cfg.timeout_seconds))
 
     # -- internals ------------------------------------------------------------------------
 
     def _all_read(self) -> bool:
         """Every assigned partition has been read up to its stop (carry may still hold some).
 
-        Never true between a revocation and the assignment that follows it: an empty set of
-        partitions then means "not yet", not "done".
+        Never true between a revocation and the assignment that follows it, nor before the
+        first assignment: an empty set of partitions then means "not yet", not "done".
         """
         return (
             self._assigned_once
@@ -186,11 +218,39 @@ class KafkaSource:
         )
 
     def _handed_out_offsets(self) -> dict[int, int]:
-        """Next offsets of every partition, excluding messages still waiting in the carry."""
+        """Next offsets of every owned partition, excluding messages waiting in the carry."""
         waiting: dict[int, int] = {}
         for msg in self._carry:
             waiting.setdefault(msg.partition, msg.offset)
         return {p: waiting.get(p, part.next) for p, part in self._parts.items()}
+
+    def _wait_for_group(self) -> None:
+        """Own share done, topic not drained: serve rebalances, watch the group's commits."""
+        assert self._drain is not None and self._group is not None
+        # The poll may serve a new assignment and return its first record: handed out, it
+        # waits in the carry for the next batch (taken after the poll: a revoke inside it
+        # rewrites the carry).
+        accepted = self._accept(self._poll(_POLL_SECONDS))
+        self._carry.extend(accepted)
+        if not self._all_read() or self._drain.complete():
+            return
+        if self._group.refresh(self._drain):
+            self._last_progress = self._clock()
+        if self._drain.complete():
+            return
+        idle = self._clock() - self._last_progress
+        if idle > self._cfg.timeout_seconds:
+            raise KafkaUnavailable(
+                f"topic {self._cfg.topic!r} not drained: no member committed and no partition "
+                f"was assigned for {idle:.0f}s; behind: {self._drain.describe_behind()}"
+            )
+
+    def _poll(self, seconds: float) -> list[Any]:
+        try:
+            rec = self._consumer.poll(seconds)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
+        return [] if rec is None else [rec]
 
     def _consume(self, limit: int) -> list[Message]:
         """Up to ``limit`` records: whatever is queued now, else the first one to arrive.
@@ -201,11 +261,15 @@ class KafkaSource:
         """
         try:
             raw = self._consumer.consume(num_messages=limit, timeout=0)
-            if not raw:
-                rec = self._consumer.poll(_POLL_SECONDS)
-                raw = [] if rec is None else [rec]
         except KafkaException as exc:
             raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
+        out = self._accept(raw or self._poll(_POLL_SECONDS))
+        if not out and not self.finished():  # nothing usable: only errors, EOFs or silence
+            self._check_stalled()
+        return out
+
+    def _accept(self, raw: list[Any]) -> list[Message]:
+        """The usable messages among librdkafka records; errors, EOFs and stops are noted."""
         out: list[Message] = []
         for rec in raw:
             err = rec.error()
@@ -227,8 +291,6 @@ class KafkaSource:
             part.next = offset + 1
             if part.done:
                 self._pause(part.partition)
-        if not out and not self.finished():  # nothing usable: only errors, EOFs or silence
-            self._check_stalled()
         return out
 
     def _on_record_error(self, rec: Any, err: Any) -> None:
@@ -266,25 +328,37 @@ class KafkaSource:
         if err.fatal():
             log.error("fatal Kafka client error", extra={"fields": {"error": err.str()}})
 
+    def _plan(self, consumer: Any, partitions: list[int]) -> list[PlannedPartition]:
+        # librdkafka answers no other thread during a rebalance callback: asked on this one,
+        # each query is bounded by its own timeout.
+        if self._in_callback:
+            return plan(consumer, self._cfg, partitions, self._aim)
+        return self._waits.call(
+            "offsets", lambda: plan(consumer, self._cfg, partitions, self._aim), _QUERY_SECONDS
+        )
+
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        planned = plan(consumer, self._cfg, [tp.partition for tp in partitions], self._aim)
+        self._in_callback = not self._aim.explicit
+        try:
+            self._assign(consumer, partitions)
+        finally:
+            self._in_callback = False
+
+    def _assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Plan the assigned partitions (the first group assignment: the whole topic)."""
+        wanted = sorted(tp.partition for tp in partitions)
+        if self._aim.explicit or self._drain is not None:
+            planned = self._plan(consumer, wanted)
+        else:  # the first assignment of a group member fixes the stops of the whole topic
+            everything = self._plan(consumer, sorted({*self._topic_partitions, *wanted}))
+            self._drain = Drain.fixed_at([i.progress for i in everything])
+            self._group = GroupView(consumer, self._cfg, self._waits)
+            planned = [i for i in everything if i.progress.partition in set(wanted)]
         for item in planned:
-            part = item.progress
-            self._parts[part.partition] = part
-            if part.skipped_by_retention:
-                log.warning(
-                    "committed offset already deleted by retention; starting at the log start",
-                    extra={
-                        "fields": {
-                            "partition": part.partition,
-                            "committed": item.marks.committed,
-                            "log_start": item.marks.low,
-                            "skipped": part.skipped_by_retention,
-                        }
-                    },
-                )
-            if item.note:
-                log.warning(item.note, extra={"fields": {"partition": part.partition}})
+            if self._drain is not None:
+                self._drain.take(item.progress)
+            self._parts[item.progress.partition] = item.progress
+            log_planned(item)
         assigned = [
             TopicPartition(self._cfg.topic, i.progress.partition, i.progress.start) for i in planned
         ]
@@ -295,21 +369,33 @@ class KafkaSource:
         self._assigned_once = True
         self._rebalancing = False
         self._last_progress = self._clock()
-        log.info(
-            "partitions assigned",
-            extra={
-                "fields": {
-                    "mode": "explicit" if self._aim.explicit else "group",
-                    "partitions": {p.partition: [p.start, p.stop] for p in self.progress()},
-                }
-            },
-        )
+        mode = "explicit" if self._aim.explicit else "group"
+        ranges = {p.partition: [p.start, p.stop] for p in self._parts.values()}
+        log.info("partitions assigned", extra={"fields": {"mode": mode, "partitions": ranges}})
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
-        gone = {tp.partition for tp in partitions}
+        """Store and commit what is in flight while the partitions are still ours, then drop."""
+        if not self._closing:
+            self._in_callback = True
+            try:
+                self._before_revoke()
+            finally:
+                self._in_callback = False
+        self._drop({tp.partition for tp in partitions}, "partitions revoked")
+
+    def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Lost (the session expired): another member may own them already; never commit."""
+        self._drop({tp.partition for tp in partitions}, "partitions lost")
+
+    def _drop(self, gone: set[int], event: str) -> None:
+        self._revokes += 1
         for p in gone:
-            self._parts.pop(p, None)
-        self._carry = [m for m in self._carry if m.partition not in gone]
+            part = self._parts.pop(p, None)
+            if part is not None:
+                self._held.update(merge_ranges(self._held, {p: part}))
+        # In place: read_batch and _wait_for_group hold these very lists across the poll.
+        self._carry[:] = [m for m in self._carry if m.partition not in gone]
+        self._reading[:] = [m for m in self._reading if m.partition not in gone]
         self._rebalancing = not self._closing
         self._last_progress = self._clock()
-        log.info("partitions revoked", extra={"fields": {"partitions": sorted(gone)}})
+        log.info(event, extra={"fields": {"partitions": sorted(gone)}})

@@ -8,6 +8,13 @@ of partition 3?" is one query::
      WHERE topic = 'ccx.ocp.results' AND kafka_partition = 3
        AND start_offset <= 1234 AND 1234 < reached_offset;
 
+A live run holds a session-level advisory lock keyed by its id (`RUN_LOCK_CLASS`, id) on a
+connection of its own, taken in the transaction that inserts its row, so the row is never
+seen without the lock. A row still ``running`` whose lock is free belongs to a process that
+died (SIGKILL, OOM, a lost node): the next run's `begin` marks it ``abandoned``. A run whose
+lock connection was cut (a database restart) and that is marked abandoned meanwhile still
+writes its real outcome at its end.
+
 The functions here take an open connection and run inside the caller's transaction; the sink
 calls `begin`/`end` with its retries, ``etl runs`` and ``--replay-run`` call `recent`/`load`.
 """
@@ -29,6 +36,8 @@ from etl.core.ports import PartitionProgress
 RUNS_TABLE: Final = "etl_runs"
 RUN_PARTITIONS_TABLE: Final = "etl_run_partitions"
 COUNT_COLUMNS: Final = ("consumed", "inserted", "duplicates", "rejected", "bytes_consumed")
+RUN_LOCK_CLASS: Final = 0x45544C  # first key of the advisory locks of live runs ("ETL")
+ABANDONED_ERROR: Final = "the process ended without completing its run record (killed or crashed)"
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,19 @@ class RunFilter:
 
 def begin(
     conn: psycopg.Connection[Any], topic: str, group_id: str, options: Mapping[str, Any]
-) -> int:
+) -> tuple[int, list[int]]:
+    """Insert the run as ``running`` and take its lock (keep ``conn`` open for the whole run);
+    its id, and the ids of dead runs marked ``abandoned`` on the way."""
+    abandoned = conn.execute(
+        sql.SQL(
+            "UPDATE {runs} r SET status = 'abandoned', ended_at = now(), error = %s"
+            " WHERE r.status = 'running' AND NOT EXISTS (SELECT 1 FROM pg_locks l"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND l.classid = %s::oid AND l.objid = r.id::oid) RETURNING r.id"
+        ).format(runs=sql.Identifier(RUNS_TABLE)),
+        (ABANDONED_ERROR, RUN_LOCK_CLASS),
+    ).fetchall()
     row = conn.execute(
         sql.SQL(
             "INSERT INTO {} (started_at, status, topic, group_id, options)"
@@ -91,7 +112,9 @@ def begin(
         (topic, group_id, orjson.dumps(dict(options), default=str).decode()),
     ).fetchone()
     assert row is not None  # RETURNING always yields the row
-    return int(row[0])
+    run_id = int(row[0])
+    conn.execute("SELECT pg_advisory_lock(%s, %s::int4)", (RUN_LOCK_CLASS, run_id))
+    return run_id, sorted(int(r[0]) for r in abandoned)
 
 
 def end(

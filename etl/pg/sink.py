@@ -90,6 +90,7 @@ class PostgresSink:
         self._clock = clock
         self._stop_requested = stop_requested
         self._conn: psycopg.Connection[Any] | None = None
+        self._run_conn: psycopg.Connection[Any] | None = None  # holds the live run's lock
         self._staging_streak = 0  # batches left to send through staging after a conflict
 
     def check_schema(self) -> None:
@@ -122,13 +123,27 @@ class PostgresSink:
         return self._retrying(lambda conn: self._write_once(conn, rows, params))
 
     def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
-        """Record a starting run; its id, or None in a dry run."""
+        """Record a starting run, marking dead runs ``abandoned``; its id, or None in a dry run.
+
+        The run's row is inserted and its advisory lock taken on a connection of its own,
+        held until `close`: the batch connection is re-opened after transient failures, which
+        would drop the lock (see `etl.pg.ledger`).
+        """
         if self._dry_run:
             return None
 
-        def insert(conn: psycopg.Connection[Any]) -> int:
+        def insert(_conn: psycopg.Connection[Any]) -> int:
+            self._close_run_connection()
+            conn = open_session(self._cfg)
+            self._run_conn = conn
             with conn.transaction():
-                return ledger.begin(conn, topic, group_id, options)
+                run_id, abandoned = ledger.begin(conn, topic, group_id, options)
+            if abandoned:
+                log.warning(
+                    "runs whose process died marked abandoned",
+                    extra={"fields": {"run_ids": abandoned}},
+                )
+            return run_id
 
         return self._retrying(insert)
 
@@ -159,9 +174,19 @@ class PostgresSink:
         self._retrying(update)
 
     def close(self) -> None:
+        """Release the connections; closing the run's own one frees its advisory lock."""
+        self._close_batch_connection()
+        self._close_run_connection()
+
+    def _close_batch_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _close_run_connection(self) -> None:
+        if self._run_conn is not None:
+            self._run_conn.close()
+            self._run_conn = None
 
     # -- internals ------------------------------------------------------------------------
 
@@ -263,7 +288,7 @@ class PostgresSink:
         return stop
 
     def _before_retry(self, state: RetryCallState) -> None:
-        self.close()
+        self._close_batch_connection()  # the run's lock stays held on its own connection
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "PostgreSQL operation failed, retrying",

@@ -1,0 +1,137 @@
+"""A private single-node KRaft Kafka broker for tests that kill, crash or restart the broker.
+
+The shared services are never touched: this broker runs from the same jars ``dev/services.sh``
+fetches (``$ETL_SERVICES_DIR/kafka-libs``, default ``/tmp/etl-services/kafka-libs``, as in CI),
+on free loopback ports, with its data in a temporary directory. `PrivateKafka.kill` SIGKILLs it
+and keeps it down; `start` brings it back on the same ports and data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+CLUSTER_ID = "etl-private-cluster-01"  # 22 characters: a base64 UUID as KRaft wants it
+_START_SECONDS = 90
+
+
+def kafka_libs() -> Path:
+    libs = Path(os.environ.get("ETL_SERVICES_DIR", "/tmp/etl-services")) / "kafka-libs"
+    if not (libs / ".complete").exists():
+        raise RuntimeError(f"no Kafka jars in {libs}: run dev/services.sh install first")
+    return libs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PrivateKafka:
+    """One broker+controller process on its own ports; ``bootstrap`` is its address."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port, self.controller_port = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._props = workdir / "server.properties"
+        self._props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    f"log.dirs={workdir / 'data'}",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "",
+                ]
+            )
+        )
+        (workdir / "log4j2.properties").write_text(
+            "rootLogger.level=WARN\nrootLogger.appenderRef.file.ref=FILE\n"
+            "appender.file.type=File\nappender.file.name=FILE\n"
+            f"appender.file.fileName={workdir / 'kafka.log'}\n"
+            "appender.file.layout.type=PatternLayout\n"
+            "appender.file.layout.pattern=[%d] %p %m (%c)%n\n"
+        )
+        self._java = [
+            "java",
+            "-Xms128m",
+            "-Xmx512m",
+            f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}",
+            "-cp",
+            f"{kafka_libs()}/*",
+        ]
+        # A static quorum (controller.quorum.voters): formatted without --standalone.
+        fmt = [*self._java, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID]
+        done = subprocess.run(
+            [*fmt, "-c", str(self._props)], check=False, capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"formatting the private Kafka storage failed: {done.stderr}")
+
+    def start(self) -> None:
+        """Start the broker and wait until it answers metadata requests."""
+        with (self.dir / "kafka.out").open("ab") as out:  # the broker keeps its own copy
+            self.proc = subprocess.Popen(
+                [*self._java, "kafka.Kafka", str(self._props)], stdout=out, stderr=out
+            )
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        deadline = time.monotonic() + _START_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"private Kafka exited; see {self.dir / 'kafka.out'}")
+            with contextlib.suppress(Exception):
+                if admin.list_topics(timeout=2).brokers:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"private Kafka did not come up in {_START_SECONDS}s")
+
+    def kill(self) -> None:
+        """SIGKILL the broker (no clean shutdown) and wait until it is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def create_topic(self, partitions: int, name: str = "etl-private") -> str:
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        for fut in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+            fut.result(timeout=30)
+        return name
+
+
+@contextlib.contextmanager
+def private_kafka(workdir: Path) -> Iterator[PrivateKafka]:
+    """A started private broker, killed at the end whatever happened."""
+    broker = PrivateKafka(workdir)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.kill()
