@@ -43,6 +43,7 @@ from etl.core.ports import (
     NullTracker,
     PartitionProgress,
     Publisher,
+    RunOutcome,
     Sink,
     Source,
     StoredRejection,
@@ -239,13 +240,15 @@ class Run:
         try:
             if summary.run_id is not None:
                 self.sink.end_run(
-                    summary.run_id,
-                    self.settings.topic,
-                    status=summary.status,
-                    exit_code=summary.exit_code,
-                    error=summary.error,
-                    counts=counts,
-                    partitions=summary.partitions,
+                    RunOutcome(
+                        summary.run_id,
+                        self.settings.topic,
+                        summary.status,
+                        summary.exit_code,
+                        summary.error,
+                        counts,
+                        summary.partitions,
+                    )
                 )
         except EtlError as exc:
             log.error(

@@ -17,6 +17,7 @@ from etl.core.ports import (
     Batch,
     Message,
     PartitionProgress,
+    RunOutcome,
     StoredRejection,
     StoredRow,
     WriteResult,
@@ -98,8 +99,8 @@ class FakeSink:
     def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
         return 7
 
-    def end_run(self, run_id: int, topic: str, **outcome: Any) -> None:
-        self.ended = (run_id, outcome)
+    def end_run(self, outcome: RunOutcome) -> None:
+        self.ended = outcome
 
     def write(
         self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]

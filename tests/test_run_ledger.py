@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from etl.core.config import PostgresConfig
+from etl.core.ports import RunOutcome
 from etl.pg.sink import PostgresSink
 
 
@@ -44,9 +45,7 @@ def test_the_next_run_marks_dead_runs_abandoned_and_leaves_live_ones_running(
             True,
             "the process ended without completing its run record (killed or crashed)",
         )
-    live.end_run(
-        live_id, "t", status="completed", exit_code=0, error=None, counts={}, partitions=[]
-    )
+    live.end_run(RunOutcome(live_id, "t", "completed", 0, None, {}, []))
     for sink in (live, dead, later):
         sink.close()
     assert _statuses(schema_db)[live_id] == "completed"

@@ -73,6 +73,19 @@ class WriteResult(NamedTuple):
     duplicates: int
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, as its record in the runs table keeps it."""
+
+    run_id: int
+    topic: str
+    status: str  # completed, failed, interrupted, crashed
+    exit_code: int
+    error: str | None
+    counts: Mapping[str, int]  # consumed, inserted, duplicates, rejected, bytes_consumed
+    partitions: Sequence[PartitionProgress]  # start, stop and reached per partition
+
+
 class Source(Protocol):
     """Kafka: hand out bounded batches up to each partition's stop offset; commit on request."""
 
@@ -121,17 +134,7 @@ class Sink(Protocol):
     def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
         """Record a starting run in the runs table; its id (None when not recorded)."""
 
-    def end_run(
-        self,
-        run_id: int,
-        topic: str,
-        *,
-        status: str,
-        exit_code: int,
-        error: str | None,
-        counts: Mapping[str, int],
-        partitions: Sequence[PartitionProgress],
-    ) -> None:
+    def end_run(self, outcome: RunOutcome) -> None:
         """Complete the run's record with its outcome, counts and offsets reached."""
 
     def close(self) -> None:

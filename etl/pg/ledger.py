@@ -21,7 +21,7 @@ calls `begin`/`end` with its retries, ``etl runs`` and ``--replay-run`` call `re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from etl.core.errors import ConfigError, SchemaMissing
-from etl.core.ports import PartitionProgress
+from etl.core.ports import RunOutcome
 
 RUNS_TABLE: Final = "etl_runs"
 RUN_PARTITIONS_TABLE: Final = "etl_run_partitions"
@@ -117,17 +117,9 @@ def begin(
     return run_id, sorted(int(r[0]) for r in abandoned)
 
 
-def end(
-    conn: psycopg.Connection[Any],
-    run_id: int,
-    topic: str,
-    *,
-    status: str,
-    exit_code: int,
-    error: str | None,
-    counts: Mapping[str, int],
-    partitions: Sequence[PartitionProgress],
-) -> None:
+def end(conn: psycopg.Connection[Any], outcome: RunOutcome) -> None:
+    """Complete the run's row and upsert one row per partition it loaded."""
+    run_id, topic, counts = outcome.run_id, outcome.topic, outcome.counts
     conn.execute(
         sql.SQL(
             "UPDATE {} SET ended_at = now(), status = %s, exit_code = %s, error = %s, {}"
@@ -136,7 +128,13 @@ def end(
             sql.Identifier(RUNS_TABLE),
             sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in COUNT_COLUMNS),
         ),
-        (status, exit_code, error, *(int(counts.get(c, 0)) for c in COUNT_COLUMNS), run_id),
+        (
+            outcome.status,
+            outcome.exit_code,
+            outcome.error,
+            *(int(counts.get(c, 0)) for c in COUNT_COLUMNS),
+            run_id,
+        ),
     )
     with conn.cursor() as cur:
         cur.executemany(
@@ -146,7 +144,7 @@ def end(
                 " ON CONFLICT (run_id, kafka_partition) DO UPDATE SET"
                 " reached_offset = EXCLUDED.reached_offset"
             ).format(sql.Identifier(RUN_PARTITIONS_TABLE)),
-            [(run_id, topic, p.partition, p.start, p.stop, p.next) for p in partitions],
+            [(run_id, topic, p.partition, p.start, p.stop, p.next) for p in outcome.partitions],
         )
 
 

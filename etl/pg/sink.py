@@ -36,7 +36,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_e
 
 from etl.core.config import PostgresConfig
 from etl.core.errors import Interrupted, SchemaMissing
-from etl.core.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
+from etl.core.ports import RunOutcome, StoredRejection, StoredRow, WriteResult
 from etl.core.statements import (
     COLUMNS,
     CREATE_STAGING,
@@ -147,29 +147,10 @@ class PostgresSink:
 
         return self._retrying(insert)
 
-    def end_run(
-        self,
-        run_id: int,
-        topic: str,
-        *,
-        status: str,
-        exit_code: int,
-        error: str | None,
-        counts: Mapping[str, int],
-        partitions: Sequence[PartitionProgress],
-    ) -> None:
+    def end_run(self, outcome: RunOutcome) -> None:
         def update(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():
-                ledger.end(
-                    conn,
-                    run_id,
-                    topic,
-                    status=status,
-                    exit_code=exit_code,
-                    error=error,
-                    counts=counts,
-                    partitions=partitions,
-                )
+                ledger.end(conn, outcome)
 
         self._retrying(update)
 
