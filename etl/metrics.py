@@ -19,8 +19,8 @@ and error text logged is masked.
 from __future__ import annotations
 
 import base64
+import contextvars
 import dataclasses
-import logging
 import threading
 import time
 import urllib.error
@@ -32,12 +32,13 @@ from typing import Any, Final, TypeVar
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import default_handler, pushadd_to_gateway
 
+from etl.core import events
 from etl.core.config import MASK, PushgatewayConfig
 from etl.core.counts import COUNTS, RunCounts
 from etl.core.errors import ConfigError, PushgatewayUnavailable
 from etl.core.plan import Aim
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 Pusher = Callable[..., None]
 T = TypeVar("T")
@@ -114,7 +115,7 @@ class RunMetrics:
         if not self._cfg.url:
             return False
         if counts.get("etl_run_exit_code") == ConfigError.exit_code:
-            log.info("metrics not pushed: the run ended in a usage or configuration error")
+            log.info("metrics_not_pushed", reason="the run ended in a usage or configuration error")
             return False
         registry = registry_for(counts)
 
@@ -133,13 +134,9 @@ class RunMetrics:
         # URLError and HTTPError are OSErrors; a garbled answer raises HTTPException
         except (OSError, HTTPException, ValueError, DeadlineExceeded) as exc:
             log.error(
-                "pushing metrics failed",
-                extra={
-                    "fields": {
-                        "pushgateway": self._cfg.masked_url,
-                        "error": scrub(str(exc), self._cfg),
-                    }
-                },
+                "push_failed",
+                pushgateway=self._cfg.masked_url,
+                error=scrub(str(exc), self._cfg),
             )
             return False
         return True
@@ -162,7 +159,9 @@ def within(seconds: float, stop_requested: Callable[[], bool], call: Callable[[]
         finally:
             done.set()
 
-    threading.Thread(target=target, name="etl-http", daemon=True).start()
+    threading.Thread(
+        target=contextvars.copy_context().run, args=(target,), name="etl-http", daemon=True
+    ).start()
     deadline = time.monotonic() + seconds
     while not done.wait(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
         if stop_requested():

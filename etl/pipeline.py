@@ -27,15 +27,17 @@ summary event and closes the adapters.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from etl.core import events
 from etl.core.batch import BatchDecoder
 from etl.core.counts import RunCounts
 from etl.core.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted
@@ -52,7 +54,7 @@ from etl.core.ports import (
     WriteResult,
 )
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 
 OnBatch = Callable[[Sequence[PartitionProgress], RunCounts], None]
@@ -109,6 +111,7 @@ class Run:
     )
     counts: RunCounts = field(default_factory=RunCounts)
     _pending: _InFlight | None = None
+    _run_id_token: Token[int | None] | None = None
     _committed: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,6 +133,8 @@ class Run:
             raise
         finally:
             self._finish(summary, self.clock() - started)
+            if self._run_id_token is not None:
+                events.RUN_ID.reset(self._run_id_token)
         return summary
 
     def _loop(self, summary: RunSummary) -> None:
@@ -139,6 +144,7 @@ class Run:
         # batch in flight is stored and committed before the partitions are given up.
         self.source.start(self._complete_pending)
         summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
+        self._run_id_token = events.RUN_ID.set(summary.run_id)  # every later line carries it
         self._committed: dict[int, int] = {}
         while not self.source.finished() and not self.stop_requested():
             rows, rejections, offsets = self._read_decoded()
@@ -150,7 +156,9 @@ class Run:
             self._complete_pending()  # batch N: durable, tracked, committed ...
             write = None
             if rows or rejections:  # ... before batch N+1 is handed to the writer
-                write = self._writer.submit(self.sink.write, s.topic, rows, rejections)
+                write = self._writer.submit(
+                    contextvars.copy_context().run, self.sink.write, s.topic, rows, rejections
+                )
             self._pending = _InFlight(write, offsets, rows, rejections)
         self._complete_pending()
 
@@ -227,7 +235,7 @@ class Run:
             if summary.status != "crashed":
                 m.set_lag(self.source.lag(self._committed))
         except EtlError as exc:
-            log.error("could not read final partition state", extra={"fields": {"error": str(exc)}})
+            log.error("final_state_unreadable", error=str(exc))
         self.tracker.close()
         m.set("etl_tracker_errors", self.tracker.errors)
         counts = {
@@ -251,34 +259,27 @@ class Run:
                     )
                 )
         except EtlError as exc:
-            log.error(
-                "could not complete the run record",
-                extra={"fields": {"run_id": summary.run_id, "error": str(exc)}},
-            )
+            log.error("run_record_incomplete", run_id=summary.run_id, error=str(exc))
         finally:
             self.source.close()
             self.sink.close()
         m.finish(summary.exit_code, self.now().timestamp(), duration)
         pushed = self.publisher.push(m)
         log_fn = log.info if summary.exit_code == EXIT_OK else log.error
-        log_fn(
-            "run finished",
-            extra={
-                "fields": {
-                    "status": summary.status,
-                    "exit_code": summary.exit_code,
-                    "error": summary.error,
-                    "run_id": summary.run_id,
-                    "dry_run": self.settings.dry_run,
-                    "duration_seconds": round(duration, 3),
-                    **counts,
-                    "rejected": {k: v for k, v in m.rejected().items() if v},
-                    "batches": int(m.get("etl_batches")),
-                    "partitions": {
-                        p.partition: {"start": p.start, "stop": p.stop, "reached": p.next}
-                        for p in summary.partitions
-                    },
-                    "metrics_pushed": pushed,
-                }
+        fields: dict[str, Any] = {
+            "status": summary.status,
+            "exit_code": summary.exit_code,
+            "error": summary.error,
+            "run_id": summary.run_id,
+            "dry_run": self.settings.dry_run,
+            "duration_seconds": round(duration, 3),
+            **counts,
+            "rejected": {k: v for k, v in m.rejected().items() if v},  # by reason
+            "batches": int(m.get("etl_batches")),
+            "partitions": {
+                p.partition: {"start": p.start, "stop": p.stop, "reached": p.next}
+                for p in summary.partitions
             },
-        )
+            "metrics_pushed": pushed,
+        }
+        log_fn("run_finished", **fields)

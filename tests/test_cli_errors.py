@@ -57,7 +57,7 @@ def test_with_json_logs_the_last_line_is_the_failure_as_a_json_event() -> None:
     first, last = result.stderr.splitlines()
     assert first == "etl: error: run: No such option: --bogus"
     event = orjson.loads(last)
-    assert (event["level"], event["event"], event["exit_code"]) == ("error", "command failed", 2)
+    assert (event["level"], event["event"], event["exit_code"]) == ("error", "command_failed", 2)
     assert event["error"] == "run: No such option: --bogus"
 
 

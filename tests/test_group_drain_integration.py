@@ -84,7 +84,7 @@ def _finish(proc: subprocess.Popen[bytes], log: Path, seconds: float = 120) -> d
             f"run still going after {seconds}s:\n{log.read_text()[-3000:]}"
         ) from None
     assert proc.returncode == 0, log.read_text()[-3000:]
-    found = [e for e in _events(log) if e["event"] == "run finished"]
+    found = [e for e in _events(log) if e["event"] == "run_finished"]
     assert found, log.read_text()[-3000:]
     return found[-1]
 
@@ -129,7 +129,7 @@ def test_the_survivor_of_two_copies_drains_the_partitions_of_the_killed_one(
     procs = [_start(env, log) for log in logs]
 
     def split() -> bool:  # each copy holds three partitions
-        held = [[e for e in _events(log) if e["event"] == "partitions assigned"] for log in logs]
+        held = [[e for e in _events(log) if e["event"] == "partitions_assigned"] for log in logs]
         return all(h and len(h[-1]["partitions"]) == 3 for h in held)
 
     _wait_until(split, 60, "the two copies to split the partitions")

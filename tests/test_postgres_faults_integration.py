@@ -65,7 +65,7 @@ def test_a_postgresql_restart_mid_run_is_ridden_out(
                 proc.communicate()
         result = subprocess.CompletedProcess(ETL, proc.returncode, out, err)
         assert proc.returncode == 0, err[-3000:]
-        assert "PostgreSQL operation failed, retrying" in err  # the restart hit the run
+        assert "postgres_retry" in err  # the restart hit the run
         stored = rows(server.dsn)
     assert len(stored) == N
     assert sorted(r[0] for r in stored) == [1000 + i for i in range(N)]  # no duplicates

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -263,7 +264,7 @@ def test_committed_offset_deleted_by_retention_is_skipped_and_reported(
     env = etl_env(topic)
     result = run_etl(env)
     assert result.returncode == 0, result.stderr
-    assert "committed offset already deleted by retention" in result.stderr
+    assert '"event":"retention_gap"' in result.stderr
     assert [r[0] for r in rows(schema_db)] == [1006, 1007, 1008, 1009]
     metrics = pushed(services, env["ETL_PUSHGATEWAY__JOB"])
     assert metrics['etl_offsets_skipped_retention{partition="0"}'] == 4
@@ -311,3 +312,20 @@ def test_transactions_committed_are_loaded_aborted_skipped_and_open_not_waited_f
     result = run_etl(env)
     assert result.returncode == 0, result.stderr
     assert [r[0] - 1000 for r in rows(schema_db)] == [0, 1, 2, 3, 4, 5, 8, 9]
+
+
+def test_every_json_line_of_a_recorded_run_carries_its_run_id(
+    etl_env: Env, loaded_topic: tuple[str, list[tuple[int, bytes]]]
+) -> None:
+    result = run_etl(etl_env(loaded_topic[0], ETL_BATCH__MAX_MESSAGES="5"))
+    assert result.returncode == 0, result.stderr
+    docs = [orjson.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    run_id = summary(result)["run_id"]
+    names = [d["event"] for d in docs]
+    after = docs[names.index("partitions_assigned") :]  # the run is recorded before it reads
+    assert {d["event"] for d in after} >= {
+        "partitions_assigned",
+        "message_rejected",
+        "run_finished",
+    }
+    assert all(d.get("run_id") == run_id for d in after), [d for d in after if "run_id" not in d]

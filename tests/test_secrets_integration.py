@@ -125,9 +125,9 @@ def test_a_password_on_the_command_line_warns_and_the_environment_is_the_way(
         with psycopg.connect(schema_db, autocommit=True) as conn:
             conn.execute(f"DROP ROLE {role}")
     assert on_cli.returncode == 0, on_cli.stderr
-    assert "--dsn carries a password" in on_cli.stderr
+    assert "password_on_command_line" in on_cli.stderr
     assert from_env.returncode == 0, from_env.stderr
-    assert "--dsn carries a password" not in from_env.stderr
+    assert "password_on_command_line" not in from_env.stderr
     assert SECRET not in on_cli.stderr + from_env.stderr
 
 

@@ -130,7 +130,7 @@ def test_retry_attempts_caps_the_attempts_when_set(caplog: pytest.LogCaptureFixt
     sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
     with caplog.at_level("WARNING"), pytest.raises(PostgresUnavailable, match="unavailable"):
         sink.write("t", [row(1)], [])
-    assert caplog.text.count("PostgreSQL operation failed, retrying") == 2
+    assert caplog.text.count("postgres_retry") == 2
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Logging set-up: JSON lines when not on a TTY (or forced), readable lines on a TTY.
 
-Events carry structured fields in ``extra={"fields": {...}}``; both formats render them.
+Events come from `etl.core.events` (a fixed name plus fields); both formats render the fields,
+and JSON lines add the run id once the run is recorded.
 Nothing here knows about secrets: callers only ever log masked values.
 
 librdkafka logs through the ``etl.librdkafka`` logger in every command that opens a client. A broker
@@ -51,6 +52,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
+            **events.run_fields(),
         }
         doc.update(getattr(record, "fields", {}))
         if record.exc_info:
@@ -201,7 +203,7 @@ def log_failure(message: str, exit_code: int) -> None:
     """The failure as one JSON event on stderr, after the ``etl: error:`` line, if logs are JSON."""
     if not json_in_effect():
         return
-    record = logging.LogRecord("etl.cli", logging.ERROR, __file__, 0, "command failed", None, None)
+    record = logging.LogRecord("etl.cli", logging.ERROR, __file__, 0, "command_failed", None, None)
     record.fields = {"error": message, "exit_code": exit_code}
     sys.stderr.write(JsonFormatter().format(record) + "\n")
     sys.stderr.flush()

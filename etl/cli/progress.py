@@ -6,7 +6,7 @@ handlers write through rich's console) and it is redrawn several times a second 
 been read so far: messages and MB of the planned total, rate, elapsed time, ETA, rejections, and
 per partition the offset reached, the stop offset and what is left, like
 ``kafka-consumer-groups.sh --describe``. The view is transient: when the run ends it is wiped,
-and `etl.summary` prints the one table that tells the outcome. The text ``run finished`` log
+and `etl.summary` prints the one table that tells the outcome. The text ``run_finished`` log
 line says the same as that table, so on a text log it is held back while the view is open.
 
 `render_view` is pure (a `Snapshot` and the elapsed time in, a rich renderable out); `LiveView`
@@ -35,7 +35,7 @@ from etl.core.ports import PartitionProgress
 
 REFRESH_PER_SECOND: Final = 8.0
 MAX_PARTITION_ROWS: Final = 12
-_SUMMARY_EVENTS: Final = frozenset({"run finished", "run_finished"})
+_SUMMARY_EVENTS: Final = frozenset({"run_finished"})
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def clock_text(seconds: float) -> str:
 
 
 class _HoldSummary(logging.Filter):
-    """Hold back the text ``run finished`` line: the summary table says it once."""
+    """Hold back the text ``run_finished`` line: the summary table says it once."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() not in _SUMMARY_EVENTS

@@ -8,7 +8,6 @@ configuration once, wire the concrete adapters, print, and map the outcome to an
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import signal
 import sys
@@ -27,6 +26,7 @@ from etl.cli.common import ConfigOption, DsnOption, fail, handled, load
 from etl.cli.logs import flush_repeats, setup_logging
 from etl.cli.progress import LiveView, Snapshot
 from etl.cli.summary import summary_view
+from etl.core import events
 from etl.core.config import Config
 from etl.core.counts import RunCounts
 from etl.core.errors import exit_codes_help
@@ -39,7 +39,7 @@ from etl.pg import admin, ledger
 from etl.pg.sink import PostgresSink
 from etl.pipeline import Run, RunSettings
 
-log = logging.getLogger("etl.cli")
+log = events.logger("etl.cli")
 
 UntilOffset = Annotated[
     str | None,
@@ -192,8 +192,10 @@ def run(
     setup_logging(cfg.log.level, cfg.log.format)
     if dsn is not None and cfg.postgres.has_password:
         log.warning(
-            "--dsn carries a password, which other users can read in the process list; "
-            "give it in PGPASSWORD or a libpq passfile (~/.pgpass, PGPASSFILE) instead"
+            "password_on_command_line",
+            option="--dsn",
+            advice="other users can read it in the process list; give it in PGPASSWORD or a"
+            " libpq passfile (~/.pgpass, PGPASSFILE) instead",
         )
     stop = StopFlag()
     stop.install()

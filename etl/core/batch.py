@@ -6,15 +6,15 @@ once per distinct value and run. The counts go to the run's `RunCounts`.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from etl.core import events
 from etl.core.counts import RunCounts
 from etl.core.decode import Rejection, decode
 from etl.core.ports import Batch, StoredRejection, StoredRow
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 
 @dataclass
@@ -42,15 +42,11 @@ class BatchDecoder:
                 rejections.append(StoredRejection(result, msg))
                 self.counts.reject(result.reason)
                 log.warning(
-                    "message rejected",
-                    extra={
-                        "fields": {
-                            "partition": msg.partition,
-                            "offset": msg.offset,
-                            "reason": result.reason,
-                            "detail": result.detail,
-                        }
-                    },
+                    "message_rejected",
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    reason=result.reason,
+                    detail=result.detail,
                 )
                 continue
             rows.append(StoredRow(result, msg.partition, msg.offset))
@@ -70,14 +66,6 @@ class BatchDecoder:
         text = repr(version)
         if text not in self._seen_versions:
             self._seen_versions.add(text)
-            log.warning(
-                "unexpected message Version (logged once per value and run)",
-                extra={
-                    "fields": {
-                        "version": text,
-                        "expected": 2,
-                        "partition": partition,
-                        "offset": offset,
-                    }
-                },
+            log.warning(  # once per distinct value and run
+                "unexpected_version", version=text, expected=2, partition=partition, offset=offset
             )

@@ -15,17 +15,17 @@ A commit runs after its batch is durably stored, so whatever happens to it never
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from etl.core import events
 from etl.core.errors import KafkaUnavailable
 from etl.kafka.offsets import describe
 from etl.kafka.waits import Waiter
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 # Commit refusals caused by a rebalance: the rows are stored, the new owner re-reads them.
 _REBALANCE_CODES = frozenset(
@@ -57,8 +57,9 @@ def commit_offsets(
             consumer.commit(offsets=tps, asynchronous=True)
         except KafkaException as exc:
             log.warning(
-                "offset commit before a rebalance failed; the new owner re-reads these rows",
-                extra={"fields": {"error": describe(exc)}},
+                "commit_before_rebalance_failed",
+                error=describe(exc),
+                effect="the new owner re-reads these rows",
             )
         return False
     try:
@@ -70,8 +71,9 @@ def commit_offsets(
         # assigned run committing into a group with live members must not pass silently.
         if group_member and exc.args and exc.args[0].code() in _REBALANCE_CODES:
             log.warning(
-                "offset commit refused by a rebalance; the new owner re-reads these stored rows",
-                extra={"fields": {"error": describe(exc)}},
+                "commit_refused_by_rebalance",
+                error=describe(exc),
+                effect="the new owner re-reads these stored rows",
             )
             return False
         if exc.args and exc.args[0].code() in _REBALANCE_CODES:

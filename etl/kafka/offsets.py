@@ -21,7 +21,7 @@ from etl.core.errors import ConfigError, EtlError, KafkaRefused, KafkaUnavailabl
 from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition
 from etl.kafka.waits import Waiter
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 REQUEST_TIMEOUT = 10.0
 # librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
@@ -200,8 +200,9 @@ def close_consumer(consumer: Any, waits: Waiter, seconds: float) -> None:
         waits.call("close", consumer.close, seconds)
     except (KafkaException, RuntimeError, EtlError) as exc:  # EtlError: deadline, stop grace
         log.warning(
-            "closing the Kafka consumer did not complete; the group notices at the session timeout",
-            extra={"fields": {"error": str(exc)}},
+            "consumer_close_incomplete",
+            error=str(exc),
+            effect="the group notices at the session timeout",
         )
 
 
@@ -210,18 +211,15 @@ def log_planned(item: PlannedPartition) -> None:
     part = item.progress
     if part.skipped_by_retention:
         log.warning(
-            "committed offset already deleted by retention; starting at the log start",
-            extra={
-                "fields": {
-                    "partition": part.partition,
-                    "committed": item.marks.committed,
-                    "log_start": item.marks.low,
-                    "skipped": part.skipped_by_retention,
-                }
-            },
+            "retention_gap",
+            partition=part.partition,
+            committed=item.marks.committed,
+            log_start=item.marks.low,
+            skipped=part.skipped_by_retention,
+            effect="starting at the log start",
         )
     if item.note:
-        log.warning(item.note, extra={"fields": {"partition": part.partition}})
+        log.warning("partition_note", partition=part.partition, note=item.note)
 
 
 def _offsets_for_times(consumer: Any, topic: str, parts: list[int], when: Any) -> dict[int, int]:

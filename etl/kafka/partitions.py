@@ -8,12 +8,12 @@ across rebalances into the one row per partition that ``etl_run_partitions`` kee
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
+from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import KafkaUnavailable
 from etl.core.ports import PartitionProgress
@@ -21,7 +21,7 @@ from etl.kafka.drain import Drain
 from etl.kafka.offsets import REQUEST_TIMEOUT, describe
 from etl.kafka.waits import Waiter
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 _QUERY_SECONDS = REQUEST_TIMEOUT + 2
 _REFRESH_SECONDS = 0.5  # how often a waiting member asks for the group's committed offsets
@@ -67,7 +67,7 @@ class GroupView:
         try:
             return drain.note(self.committed(drain.behind()))
         except KafkaUnavailable as exc:
-            log.warning("reading the group's offsets failed", extra={"fields": {"error": str(exc)}})
+            log.warning("group_offsets_unreadable", error=str(exc))
             return False
 
     def lag(

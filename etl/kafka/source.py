@@ -25,13 +25,13 @@ Contract (see `etl.core.ports.Source`):
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import Interrupted, KafkaUnavailable
 from etl.core.plan import Aim, PlannedPartition
@@ -52,7 +52,7 @@ from etl.kafka.offsets import (
 from etl.kafka.partitions import GroupView, fallback_lag, merge_ranges
 from etl.kafka.waits import Waiter
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 _CONSUME_CHUNK = 1000
 _POLL_SECONDS = 0.2
@@ -194,7 +194,7 @@ class KafkaSource:
                 seconds=_LAG_SECONDS,
             )
         except (KafkaUnavailable, Interrupted) as exc:
-            log.warning("end offsets unknown; lag counted up to the stop offsets: %s", exc)
+            log.warning("end_offsets_unknown", error=str(exc), lag="counted up to the stop offsets")
         return fallback_lag(self._drain, held, own)
 
     def close(self) -> None:
@@ -303,7 +303,7 @@ class KafkaSource:
         if err.fatal():
             raise KafkaUnavailable(f"fatal Kafka error: {err.str()}")
         self._last_error = err.str()
-        log.warning("Kafka reported an error", extra={"fields": {"error": err.str()}})
+        log.warning("kafka_error", error=err.str())
 
     def _reach_stop(self, part: PartitionProgress) -> None:
         part.next = max(part.next, part.stop)
@@ -326,7 +326,7 @@ class KafkaSource:
     def _on_error(self, err: Any) -> None:
         self._last_error = err.str()
         if err.fatal():
-            log.error("fatal Kafka client error", extra={"fields": {"error": err.str()}})
+            log.error("kafka_fatal_error", error=err.str())
 
     def _plan(self, consumer: Any, partitions: list[int]) -> list[PlannedPartition]:
         # librdkafka answers no other thread during a rebalance callback: asked on this one,
@@ -371,7 +371,7 @@ class KafkaSource:
         self._last_progress = self._clock()
         mode = "explicit" if self._aim.explicit else "group"
         ranges = {p.partition: [p.start, p.stop] for p in self._parts.values()}
-        log.info("partitions assigned", extra={"fields": {"mode": mode, "partitions": ranges}})
+        log.info("partitions_assigned", mode=mode, partitions=ranges)
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         """Store and commit what is in flight while the partitions are still ours, then drop."""
@@ -381,11 +381,11 @@ class KafkaSource:
                 self._before_revoke()
             finally:
                 self._in_callback = False
-        self._drop({tp.partition for tp in partitions}, "partitions revoked")
+        self._drop({tp.partition for tp in partitions}, "partitions_revoked")
 
     def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
         """Lost (the session expired): another member may own them already; never commit."""
-        self._drop({tp.partition for tp in partitions}, "partitions lost")
+        self._drop({tp.partition for tp in partitions}, "partitions_lost")
 
     def _drop(self, gone: set[int], event: str) -> None:
         self._revokes += 1
@@ -398,4 +398,4 @@ class KafkaSource:
         self._reading[:] = [m for m in self._reading if m.partition not in gone]
         self._rebalancing = not self._closing
         self._last_progress = self._clock()
-        log.info(event, extra={"fields": {"partitions": sorted(gone)}})
+        log.info(event, partitions=sorted(gone))

@@ -22,7 +22,7 @@ from etl.core.config import KafkaConfig, TrackerConfig
 from etl.core.ports import NullTracker, Tracker
 from etl.kafka.offsets import client_error
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 
 class KafkaTracker:
@@ -84,10 +84,7 @@ class KafkaTracker:
     def _fail(self, reason: str) -> None:
         self.errors += 1
         if self.errors == 1 or self.errors % 1000 == 0:
-            log.error(
-                "payload tracker event failed",
-                extra={"fields": {"error": reason, "failures": self.errors}},
-            )
+            log.error("tracker_event_failed", error=reason, failures=self.errors)
 
 
 def open_tracker(kafka: KafkaConfig, cfg: TrackerConfig) -> Tracker:

@@ -18,6 +18,7 @@ librdkafka's calls are thread-safe; the consumer is only ever polled on the main
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -72,7 +73,12 @@ class Waiter:
             except BaseException as exc:  # handed to the waiting thread, re-raised there
                 future.set_exception(exc)
 
-        threading.Thread(target=target, name=f"etl-kafka-{what}", daemon=True).start()
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(target,),
+            name=f"etl-kafka-{what}",
+            daemon=True,
+        ).start()
         deadline = self._clock() + seconds
         while True:
             try:

@@ -25,7 +25,6 @@ nothing.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -34,6 +33,7 @@ import psycopg
 from psycopg import sql
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
+from etl.core import events
 from etl.core.config import PostgresConfig
 from etl.core.errors import Interrupted, SchemaMissing
 from etl.core.ports import RunOutcome, StoredRejection, StoredRow, WriteResult
@@ -54,7 +54,7 @@ from etl.pg import ledger
 from etl.pg.connect import open_session
 from etl.pg.failures import is_transient, safe_text, translate
 
-log = logging.getLogger(__name__)
+log = events.logger(__name__)
 
 MAX_WAIT_SECONDS: Final = 5.0  # longest single wait between attempts
 _STAGING_STREAK: Final = 8  # batches sent through staging after a key conflict
@@ -139,10 +139,7 @@ class PostgresSink:
             with conn.transaction():
                 run_id, abandoned = ledger.begin(conn, topic, group_id, options)
             if abandoned:
-                log.warning(
-                    "runs whose process died marked abandoned",
-                    extra={"fields": {"run_ids": abandoned}},
-                )
+                log.warning("runs_abandoned", run_ids=abandoned, cause="their process died")
             return run_id
 
         return self._retrying(insert)
@@ -272,12 +269,8 @@ class PostgresSink:
         self._close_batch_connection()  # the run's lock stays held on its own connection
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
-            "PostgreSQL operation failed, retrying",
-            extra={
-                "fields": {
-                    "attempt": state.attempt_number,
-                    "wait_seconds": round(state.upcoming_sleep, 2),
-                    "error": safe_text(exc),
-                }
-            },
+            "postgres_retry",
+            attempt=state.attempt_number,
+            wait_seconds=round(state.upcoming_sleep, 2),
+            error=safe_text(exc),
         )

@@ -67,14 +67,14 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     """The failure's one line; with JSON logs the same failure follows as the last line, JSON."""
     *_, line, last = result.stderr.strip().splitlines()
     event = orjson.loads(last)
-    assert (event["event"], event["exit_code"]) == ("command failed", result.returncode)
+    assert (event["event"], event["exit_code"]) == ("command_failed", result.returncode)
     assert line == f"etl: error: {event['error']}"
     return line
 
 
 def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     for line in result.stderr.splitlines():
-        if line.startswith("{") and '"event":"run finished"' in line:
+        if line.startswith("{") and '"event":"run_finished"' in line:
             doc: dict[str, Any] = orjson.loads(line)
             return doc
     raise AssertionError(f"no summary line in stderr:\n{result.stderr}")
