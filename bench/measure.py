@@ -132,11 +132,11 @@ def _watch_hwm(pid: int, stop: threading.Event, peak: list[int]) -> None:
 def run_job(
     etl_cmd: list[str], env: dict[str, str], pg: PgCpu, log: Path, value_bytes: int
 ) -> Measured:
-    """``etl run`` as a user runs it; counts come from its final "run finished" event."""
+    """``etl run`` as a user runs it; counts come from its final "run_finished" event."""
     wall, cpu, rss, pg_cpu, code = run_measured([*etl_cmd, "run"], env, pg, log)
     summary: dict[str, Any] = {}
     for line in log.read_bytes().splitlines():
-        if line.startswith(b"{") and b'"run finished"' in line:
+        if line.startswith(b"{") and b'"run_finished"' in line:
             summary = orjson.loads(line)
     consumed = int(summary.get("consumed", 0))
     detail = {k: summary.get(k) for k in ("inserted", "duplicates", "rejected", "batches")}
