@@ -32,6 +32,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextvars import Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,9 @@ from etl.core.ports import (
 
 log = events.logger(__name__)
 
+
+STOP_GRACE_SECONDS = 3.0  # a write in flight may finish this long after a stop request
+_WAIT_SLICE_SECONDS = 0.2
 
 OnBatch = Callable[[Sequence[PartitionProgress], RunCounts], None]
 
@@ -195,7 +199,7 @@ class Run:
         if pending is None:
             return
         if pending.write is not None:
-            result = pending.write.result()  # re-raises the sink's error: nothing committed
+            result = self._stored(pending.write)  # re-raises the sink's error: nothing committed
             self.counts.add("etl_rows_inserted", result.inserted)
             self.counts.add("etl_rows_duplicate", result.duplicates)
             self.counts.add("etl_batches", 1)
@@ -204,6 +208,23 @@ class Run:
         self._committed.update(self.source.commit(changed))
         if self.on_batch is not None:
             self.on_batch(self.source.progress(), self.counts)
+
+    def _stored(self, write: Future[WriteResult]) -> WriteResult:
+        """The write's result; a stop request lets it finish for `STOP_GRACE_SECONDS`, then
+        cancels it in the database (rolled back, offsets uncommitted: nothing lost), so a stop
+        is honoured within seconds even behind a lock or a stalled server."""
+        stop_seen: float | None = None
+        while True:
+            try:
+                return write.result(timeout=_WAIT_SLICE_SECONDS)
+            except FutureTimeout:
+                if not self.stop_requested():
+                    continue
+                now = self.clock()
+                stop_seen = now if stop_seen is None else stop_seen
+                if now - stop_seen >= STOP_GRACE_SECONDS:
+                    self.sink.cancel()
+                    stop_seen = now  # ask again after another grace if the first is lost
 
     def _track(self, rows: list[StoredRow], rejections: list[StoredRejection]) -> None:
         ok = [r.row.request_id for r in rows if r.row.request_id]

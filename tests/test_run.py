@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
+from itertools import count
 from typing import Any
 
 import orjson
@@ -12,7 +14,7 @@ import pytest
 
 from etl.core.config import PushgatewayConfig
 from etl.core.counts import RunCounts
-from etl.core.errors import KafkaUnavailable, PostgresUnavailable
+from etl.core.errors import Interrupted, KafkaUnavailable, PostgresUnavailable
 from etl.core.ports import (
     Batch,
     Message,
@@ -112,6 +114,9 @@ class FakeSink:
         self.rows.extend(rows)
         self.rejections.extend(rejections)
         return WriteResult(len(rows), 0)
+
+    def cancel(self) -> None:
+        self.events.append("cancel")
 
     def close(self) -> None:
         self.closed = True
@@ -276,3 +281,32 @@ def test_a_pushgateway_failure_does_not_change_the_exit_code(error: Exception) -
         now=lambda: NOW,
     )
     assert summary.exit_code == 0
+
+
+def test_a_stop_during_a_stuck_write_cancels_it_in_the_database_and_commits_nothing() -> None:
+    events: list[str] = []
+    cancelled = threading.Event()
+
+    class Stuck(FakeSink):
+        def write(self, *args: Any) -> WriteResult:
+            self.events.append("writing")
+            assert cancelled.wait(30), "never cancelled"
+            raise Interrupted("stopped by signal; the batch in hand was rolled back")
+
+        def cancel(self) -> None:
+            self.events.append("cancel")
+            cancelled.set()
+
+    ticks = count(0.0, 0.5)  # each look at the clock: half a second later
+    summary = execute(
+        RunSettings("topic", 10, 1 << 20, timedelta(minutes=5)),
+        source=(source := FakeSource(events, msgs(value(1)), stop=1)),
+        sink=Stuck(events),
+        publisher=RunMetrics(PushgatewayConfig(), pusher=Pushes()),
+        stop_requested=lambda: "writing" in events,
+        now=lambda: NOW,
+        clock=lambda: next(ticks),
+    )
+    assert summary.exit_code == 6
+    assert events.count("cancel") == 1
+    assert source.committed == {}  # the batch was not stored: its offsets stay uncommitted

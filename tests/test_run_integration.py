@@ -329,3 +329,35 @@ def test_every_json_line_of_a_recorded_run_carries_its_run_id(
         "run_finished",
     }
     assert all(d.get("run_id") == run_id for d in after), [d for d in after if "run_id" not in d]
+
+
+def test_sigterm_while_a_write_waits_on_a_lock_exits_6_within_seconds_and_loses_nothing(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    loaded_topic: tuple[str, list[tuple[int, bytes]]],
+) -> None:
+    topic = loaded_topic[0]
+    env = etl_env(topic, ETL_POSTGRES__RETRY_MAX_SECONDS="60")
+    with psycopg.connect(schema_db) as locker:
+        locker.execute("LOCK TABLE new_reports IN ACCESS EXCLUSIVE MODE")
+        proc = subprocess.Popen([*ETL], env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        deadline = time.monotonic() + 60
+        with psycopg.connect(schema_db, autocommit=True) as watcher:
+            while watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'etl'"
+                " AND wait_event_type = 'Lock'"
+            ).fetchone() != (1,):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=30)[1]
+        took = time.monotonic() - signalled
+    assert proc.returncode == 6, err
+    assert took < 10, took
+    assert committed(services, group, topic, 3) == {0: -1001, 1: -1001, 2: -1001}
+    assert rows(schema_db) == []
+    assert run_etl(env).returncode == 0  # the lock is gone: the next run loads everything
+    assert len(rows(schema_db)) == 30

@@ -172,6 +172,7 @@ def run(
     ] = None,
 ) -> None:
     """Load every message up to the end offsets seen at start, then push metrics and exit."""
+    stop = StopFlag()
     with handled():
         cfg = config_with(config, group, None)
         replay = _replay_ranges(cfg, replay_run) if replay_run is not None else None
@@ -188,7 +189,7 @@ def run(
             dry_run=dry_run,
             replay=replay,
         )
-        tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker)
+        tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker, stop)
     setup_logging(cfg.log.level, cfg.log.format)
     if dsn is not None and cfg.postgres.has_password:
         log.warning(
@@ -197,7 +198,6 @@ def run(
             advice="other users can read it in the process list; give it in PGPASSWORD or a"
             " libpq passfile (~/.pgpass, PGPASSFILE) instead",
         )
-    stop = StopFlag()
     stop.install()
     options = recorded_options(
         {

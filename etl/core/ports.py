@@ -137,6 +137,9 @@ class Sink(Protocol):
     def end_run(self, outcome: RunOutcome) -> None:
         """Complete the run's record with its outcome, counts and offsets reached."""
 
+    def cancel(self) -> None:
+        """From another thread: cancel the write in flight; it then fails, rolled back."""
+
     def close(self) -> None:
         """Release the connection."""
 

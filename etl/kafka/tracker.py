@@ -10,6 +10,7 @@ run: it is logged and counted (`errors`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from etl.kafka.offsets import client_error
 
 log = events.logger(__name__)
 
+_FLUSH_SLICE_SECONDS = 0.5
+
 
 class KafkaTracker:
     def __init__(
@@ -31,9 +34,11 @@ class KafkaTracker:
         kafka: KafkaConfig,
         cfg: TrackerConfig,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self._cfg = cfg
         self._now = now
+        self._stop_requested = stop_requested
         self.errors = 0
         settings = {
             **kafka.client,
@@ -70,7 +75,15 @@ class KafkaTracker:
         self._producer.poll(0)
 
     def flush(self) -> None:
-        left = self._producer.flush(self._cfg.timeout_seconds)
+        """Wait up to ``tracker.timeout_seconds`` for deliveries; a stop request ends the wait
+        (what is undelivered then is counted as failed, like a timeout)."""
+        deadline = time.monotonic() + self._cfg.timeout_seconds
+        left = len(self._producer)
+        while left and not self._stop_requested():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            left = self._producer.flush(min(_FLUSH_SLICE_SECONDS, remaining))
         if left:
             self._fail(f"{left} tracker event(s) not delivered in {self._cfg.timeout_seconds}s")
 
@@ -87,5 +100,7 @@ class KafkaTracker:
             log.error("tracker_event_failed", error=reason, failures=self.errors)
 
 
-def open_tracker(kafka: KafkaConfig, cfg: TrackerConfig) -> Tracker:
-    return KafkaTracker(kafka, cfg) if cfg.topic else NullTracker()
+def open_tracker(
+    kafka: KafkaConfig, cfg: TrackerConfig, stop_requested: Callable[[], bool] = lambda: False
+) -> Tracker:
+    return KafkaTracker(kafka, cfg, stop_requested=stop_requested) if cfg.topic else NullTracker()

@@ -56,6 +56,8 @@ from etl.pg.failures import is_transient, safe_text, translate
 
 log = events.logger(__name__)
 
+_CANCEL_SECONDS: Final = 5.0
+
 MAX_WAIT_SECONDS: Final = 5.0  # longest single wait between attempts
 _STAGING_STREAK: Final = 8  # batches sent through staging after a key conflict
 _REQUIRED: Final = {
@@ -150,6 +152,20 @@ class PostgresSink:
                 ledger.end(conn, outcome)
 
         self._retrying(update)
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the statement in flight on the batch connection.
+
+        Called from the loop's thread while `write` runs on the writer thread: the write fails
+        with SQLSTATE 57014, its transaction rolls back, and with a stop requested the retry
+        loop ends it as `Interrupted`. Never raises; a failed cancel leaves the write running.
+        """
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            try:
+                conn.cancel_safe(timeout=_CANCEL_SECONDS)
+            except psycopg.Error as exc:
+                log.warning("postgres_cancel_failed", error=safe_text(exc))
 
     def close(self) -> None:
         """Release the connections; closing the run's own one frees its advisory lock."""
