@@ -13,7 +13,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.helpers.private_sasl_kafka import SASL_PASSWORD, SASL_USER, sasl_kafka
+from tests.helpers.private_services import SASL_PASSWORD, SASL_USER, sasl_kafka
 from tests.helpers.runs import ETL, PYTHON_ETL, Env, error_line, etl_command, good, run_etl
 from tests.helpers.services import ROOT
 

@@ -1,4 +1,5 @@
-"""A private single-node KRaft Kafka broker for tests that kill, crash or restart the broker.
+"""A private single-node KRaft Kafka broker for tests that kill, crash or restart the broker,
+or that need a client listener demanding SASL/PLAIN (`sasl_kafka`).
 
 The shared services are never touched: this broker runs from the same jars ``dev/services.sh``
 fetches (``$ETL_SERVICES_DIR/kafka-libs``, default ``/tmp/etl-services/kafka-libs``, as in CI),
@@ -13,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,9 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 CLUSTER_ID = "etl-private-cluster-01"  # 22 characters: a base64 UUID as KRaft wants it
+SASL_USER = "etl"
+SASL_PASSWORD = "etl-right-pw"
+_SASL_ADMIN = {"username": "admin", "password": "admin-pw"}
 _START_SECONDS = 90
 
 
@@ -40,8 +45,9 @@ def free_port() -> int:
 class PrivateKafka:
     """One broker+controller process on its own ports; ``bootstrap`` is its address."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, sasl: bool = False) -> None:
         self.dir = workdir
+        self.sasl = sasl
         workdir.mkdir(parents=True, exist_ok=True)
         self.port, self.controller_port = free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
@@ -53,12 +59,7 @@ class PrivateKafka:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
+                    *self._listeners(),
                     f"log.dirs={workdir / 'data'}",
                     "offsets.topic.replication.factor=1",
                     "offsets.topic.num.partitions=1",
@@ -95,13 +96,50 @@ class PrivateKafka:
         if done.returncode != 0:
             raise RuntimeError(f"formatting the private Kafka storage failed: {done.stderr}")
 
+    def _listeners(self) -> list[str]:
+        kind = "SASL_PLAINTEXT" if self.sasl else "PLAINTEXT"
+        lines = [
+            f"listeners={kind}://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners={kind}://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            f"listener.security.protocol.map={kind}:{kind},CONTROLLER:PLAINTEXT",
+            f"inter.broker.listener.name={kind}",
+        ]
+        if self.sasl:
+            admin = _SASL_ADMIN
+            jaas = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{admin["username"]}" password="{admin["password"]}" '
+                f'user_{admin["username"]}="{admin["password"]}" '
+                f'user_{SASL_USER}="{SASL_PASSWORD}";'
+            )
+            lines += [
+                "sasl.enabled.mechanisms=PLAIN",
+                "sasl.mechanism.inter.broker.protocol=PLAIN",
+                f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
+            ]
+        return lines
+
+    def client_config(self) -> dict[str, str | int | float | bool]:
+        """What an admin client needs to talk to this broker."""
+        conf: dict[str, str | int | float | bool] = {"bootstrap.servers": self.bootstrap}
+        if self.sasl:
+            conf |= {
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "PLAIN",
+                "sasl.username": _SASL_ADMIN["username"],
+                "sasl.password": _SASL_ADMIN["password"],
+            }
+        return conf
+
     def start(self) -> None:
         """Start the broker and wait until it answers metadata requests."""
         with (self.dir / "kafka.out").open("ab") as out:  # the broker keeps its own copy
             self.proc = subprocess.Popen(
                 [*self._java, "kafka.Kafka", str(self._props)], stdout=out, stderr=out
             )
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(self.client_config())
         deadline = time.monotonic() + _START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -120,18 +158,29 @@ class PrivateKafka:
         self.proc = None
 
     def create_topic(self, partitions: int, name: str = "etl-private") -> str:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(self.client_config())
         for fut in admin.create_topics([NewTopic(name, partitions, 1)]).values():
             fut.result(timeout=30)
         return name
 
 
 @contextlib.contextmanager
-def private_kafka(workdir: Path) -> Iterator[PrivateKafka]:
+def private_kafka(workdir: Path, *, sasl: bool = False) -> Iterator[PrivateKafka]:
     """A started private broker, killed at the end whatever happened."""
-    broker = PrivateKafka(workdir)
+    broker = PrivateKafka(workdir, sasl=sasl)
     try:
         broker.start()
         yield broker
     finally:
         broker.kill()
+
+
+@contextlib.contextmanager
+def sasl_kafka() -> Iterator[str]:
+    """A started broker whose client listener demands SASL/PLAIN (user `SASL_USER`, password
+    `SASL_PASSWORD`); yields its bootstrap address; stopped and deleted at the end."""
+    with (
+        tempfile.TemporaryDirectory(prefix="etl-sasl-kafka-") as workdir,
+        private_kafka(Path(workdir), sasl=True) as broker,
+    ):
+        yield broker.bootstrap
