@@ -2,7 +2,8 @@
 
 Commit order, the heart of the design, per batch:
   1. read a bounded batch from the source (never past a partition's stop offset);
-  2. decode every message: a `Row` or a `Rejection`, never an exception;
+  2. decode every message, one call into the compiled core per slice: a binary COPY row or a
+     `Rejection`, never an exception;
   3. ``sink.write``: rows and rejections in ONE database transaction, committed durably;
   4. flush the payload tracker's events for the batch (its failures are only counted);
   5. only then ``source.commit`` the batch's next offsets, synchronously.
@@ -12,8 +13,8 @@ to Kafka that is not in the database.
 
 Steps 1-2 of batch N+1 overlap step 3 of batch N: the write runs on one worker thread, with at
 most one batch in flight, and batch N's steps 4-5 happen on this thread before batch N+1 is
-handed over. So Python decodes while PostgreSQL ingests, the order of commits is unchanged,
-and at most two batches are held in memory.
+handed over. So the core decodes (with the GIL released) while PostgreSQL ingests, the order
+of commits is unchanged, and at most two batches are held in memory.
 
 The loop ends when every assigned partition reached its stop offset, or, after a stop request
 (SIGTERM/SIGINT), once the batch being read has been written and committed. Whatever happens,
@@ -37,10 +38,10 @@ from etl.errors import EXIT_BUG, EXIT_OK, EtlError, Interrupted, KafkaUnavailabl
 from etl.metrics import RunMetrics
 from etl.ports import (
     PartitionProgress,
+    RowBatch,
     Sink,
     Source,
     StoredRejection,
-    StoredRow,
     WriteResult,
 )
 from etl.tracker import NullTracker, Tracker
@@ -80,7 +81,7 @@ class _InFlight:
 
     write: Future[WriteResult] | None  # None: nothing to store, only offsets to commit
     offsets: dict[int, int]
-    rows: list[StoredRow]
+    rows: RowBatch
     rejections: list[StoredRejection]
 
 
@@ -134,12 +135,12 @@ class Run:
             rows, rejections, offsets = self._read_decoded()
             self._complete_pending()  # batch N: durable, tracked, committed ...
             write = None
-            if rows or rejections:  # ... before batch N+1 is handed to the writer
+            if rows.count or rejections:  # ... before batch N+1 is handed to the writer
                 write = self._writer.submit(self.sink.write, s.topic, rows, rejections)
             self._pending = _InFlight(write, offsets, rows, rejections)
         self._complete_pending()
 
-    def _read_decoded(self) -> tuple[list[StoredRow], list[StoredRejection], dict[int, int]]:
+    def _read_decoded(self) -> tuple[RowBatch, list[StoredRejection], dict[int, int]]:
         """One batch (``max_messages``/``max_bytes`` of values), decoded as it is read.
 
         It is read in two halves, each decoded at once, so raw values of half a batch at most
@@ -148,7 +149,7 @@ class Run:
         prefetch queue in small steps keeps the fetcher and the broker busy on the same cores.
         """
         s = self.settings
-        rows: list[StoredRow] = []
+        rows = RowBatch()
         rejections: list[StoredRejection] = []
         offsets: dict[int, int] = {}
         count = size = 0
@@ -183,8 +184,8 @@ class Run:
         if self.on_batch is not None:
             self.on_batch(self.source.progress(), self.metrics)
 
-    def _track(self, rows: list[StoredRow], rejections: list[StoredRejection]) -> None:
-        ok = [r.row.request_id for r in rows if r.row.request_id]
+    def _track(self, rows: RowBatch, rejections: list[StoredRejection]) -> None:
+        ok = rows.request_ids
         bad = [r.rejection.request_id for r in rejections if r.rejection.request_id]
         if not ok and not bad:
             return

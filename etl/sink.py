@@ -1,6 +1,7 @@
 """PostgreSQL adapter: a batch's rows and rejections durably stored in one transaction, or an error.
 
-Per batch, in ONE transaction: ``COPY`` the rows (text format, lines built once) straight into
+Per batch, in ONE transaction: ``COPY`` the rows (binary format, built by the compiled core)
+straight into
 ``new_reports`` inside a savepoint; if the batch repeats a key already held (a replay) that
 fails, and the batch goes through a session temp table and ``INSERT INTO new_reports ...
 SELECT ... ON CONFLICT DO NOTHING`` instead (a replayed batch inserts nothing twice and never
@@ -39,9 +40,11 @@ from etl.errors import (
     is_transient_connection_failure,
     is_transient_sqlstate,
 )
-from etl.ports import PartitionProgress, StoredRejection, StoredRow, WriteResult
+from etl.ports import PartitionProgress, RowBatch, StoredRejection, WriteResult
 from etl.statements import (
     COLUMNS,
+    COPY_HEADER,
+    COPY_TRAILER,
     CREATE_STAGING,
     INSERT_FROM_STAGING,
     INSERT_REJECTION,
@@ -49,7 +52,6 @@ from etl.statements import (
     REJECTIONS_TABLE,
     REPORTS_TABLE,
     STAGING,
-    copy_chunks,
     copy_sql,
     rejection_params,
 )
@@ -111,7 +113,7 @@ class PostgresSink:
                 )
 
     def write(
-        self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
+        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
     ) -> WriteResult:
         params = [rejection_params(topic, r) for r in rejections]
         return self._retrying(lambda conn: self._write_once(conn, rows, params))
@@ -163,11 +165,11 @@ class PostgresSink:
     def _write_once(
         self,
         conn: psycopg.Connection[Any],
-        rows: Sequence[StoredRow],
+        rows: RowBatch,
         rejections: list[tuple[Any, ...]],
     ) -> WriteResult:
         inserted = 0
-        n_rows = len(rows)
+        n_rows = rows.count
         with conn.transaction() as tx, conn.cursor() as cur:
             if n_rows:
                 inserted = self._store_rows(conn, cur, rows)
@@ -178,7 +180,7 @@ class PostgresSink:
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
 
     def _store_rows(
-        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows: Sequence[StoredRow]
+        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows: RowBatch
     ) -> int:
         """COPY the rows straight into new_reports; on a key already held, use the staging path.
 
@@ -190,17 +192,14 @@ class PostgresSink:
         """
         if self._staging_streak == 0:
             try:
-                with conn.transaction(), cur.copy(copy_sql(sql.Identifier(REPORTS_TABLE))) as cp:
-                    for chunk in copy_chunks(rows):
-                        cp.write(chunk)
+                with conn.transaction():
+                    _copy(cur, sql.Identifier(REPORTS_TABLE), rows)
                 return cur.rowcount
             except psycopg.errors.UniqueViolation:
                 self._staging_streak = _STAGING_STREAK
         self._staging_streak = max(0, self._staging_streak - 1)
         cur.execute(CREATE_STAGING)  # rare path: a no-op once the session has the table
-        with cur.copy(copy_sql(STAGING)) as copy:
-            for chunk in copy_chunks(rows):
-                copy.write(chunk)
+        _copy(cur, STAGING, rows)
         cur.execute(INSERT_FROM_STAGING)
         return cur.rowcount
 
@@ -248,6 +247,15 @@ class PostgresSink:
             "PostgreSQL operation failed, retrying",
             extra={"fields": {"attempt": state.attempt_number, "error": _one_line(exc)}},
         )
+
+
+def _copy(cur: psycopg.Cursor[Any], table: sql.Identifier, rows: RowBatch) -> None:
+    """One binary COPY of the batch's tuples, sent from the core's buffers without a copy."""
+    with cur.copy(copy_sql(table)) as copy:
+        copy.write(COPY_HEADER)
+        for chunk in rows.chunks:
+            copy.write(memoryview(chunk))
+        copy.write(COPY_TRAILER)
 
 
 def _is_transient(exc: BaseException) -> bool:
