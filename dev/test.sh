@@ -19,4 +19,8 @@ trap cleanup EXIT
 ruff format --check .
 ruff check .
 mypy
+# The compiled core's own rules and lints (pip above already built it for Python).
+cargo fmt --manifest-path native/Cargo.toml --check
+cargo clippy --manifest-path native/Cargo.toml --all-targets --all-features --quiet -- -D warnings
+cargo test --manifest-path native/Cargo.toml --quiet
 python3 -m pytest "$@"

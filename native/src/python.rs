@@ -113,17 +113,6 @@ fn decode_batch<'py>(
     ))
 }
 
-type RowFields<'py> = (
-    i32,
-    i32,
-    bool,
-    String,
-    Bound<'py, PyBytes>,
-    i64,
-    Option<String>,
-    Option<String>,
-);
-
 /// One value: the row's fields, or (reason, detail, request id) for a rejection.
 #[pyfunction]
 fn decode_one<'py>(
