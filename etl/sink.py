@@ -1,9 +1,9 @@
 """PostgreSQL adapter: a batch's rows and rejections durably stored in one transaction, or an error.
 
-Per batch, in ONE transaction: ``COPY`` the rows (binary format, built by the compiled core)
-straight into
-``new_reports`` inside a savepoint; if the batch repeats a key already held (a replay) that
-fails, and the batch goes through a session temp table and ``INSERT INTO new_reports ...
+Per batch, in ONE transaction: ``COPY ... (FORMAT BINARY)`` of the rows (tuples built by the
+compiled core, sent from its buffers) straight into ``new_reports`` inside a savepoint; if the
+batch repeats a key already held (a replay) that fails, and the batch goes through a session
+temp table of the same column types and ``INSERT INTO new_reports ...
 SELECT ... ON CONFLICT DO NOTHING`` instead (a replayed batch inserts nothing twice and never
 fails on a key already held; rows repeating a key inside the batch are skipped as
 duplicates). Then the rejections go in ``ON CONFLICT DO NOTHING`` on (topic, partition,
