@@ -6,6 +6,11 @@ delta, across a measurement, of utime+stime+cutime+cstime of the postmaster (``c
 ``cstime`` hold the backends it already reaped) plus utime+stime of its live children (backends,
 checkpointer, walwriter, ...). The server is shared, so that figure also contains other
 clients' work done at the same time: read it next to the repetitions' spread.
+
+The server figure is read only once the measured client's backends have exited and been reaped
+(`PgCpu.settle`): a backend outlives its client by a moment, and until the postmaster reaps it
+its time is in neither place, so a reading taken when the client exits can miss nearly all of
+the server's work.
 """
 
 from __future__ import annotations
@@ -61,19 +66,57 @@ class PgCpu:
             self.pid = None
 
     def seconds(self) -> float | None:
+        """A consistent reading: a child reaped while the children are read would otherwise be
+        counted twice or not at all, so the reading is retried until the postmaster's reaped
+        children's time (cutime, cstime) is the same before and after the scan."""
         if self.pid is None:
             return None
-        _, own = _stat(self.pid)
-        ticks = sum(own)
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    ppid, child = _stat(int(entry.name))
-                except OSError:
-                    continue  # exited meanwhile: its time is now in the postmaster's cutime
-                if ppid == self.pid:
-                    ticks += child[0] + child[1]
+        for _ in range(100):
+            _, own = _stat(self.pid)
+            ticks = sum(own) + self._children_ticks()
+            if _stat(self.pid)[1][2:] == own[2:]:
+                break
         return ticks / _TICK
+
+    def _children_ticks(self) -> int:
+        ticks = 0
+        with os.scandir("/proc") as entries:
+            names = [e.name for e in entries if e.name.isdigit()]
+        for name in names:
+            try:
+                ppid, child = _stat(int(name))
+            except OSError:
+                continue  # exited meanwhile: its time is now in the postmaster's cutime
+            if ppid == self.pid:
+                ticks += child[0] + child[1]
+        return ticks
+
+    def settle(self, dbname: str, timeout: float = 10.0) -> None:
+        """Wait (at most ``timeout`` s) until no backend serves ``dbname`` and no child of the
+        postmaster is left unreaped, so every finished backend's time is in its cutime."""
+        if self.pid is None:
+            return
+        deadline = time.monotonic() + timeout
+        while self._serving(dbname) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _serving(self, dbname: str) -> bool:
+        needle = f" {dbname} ".encode()
+        with os.scandir("/proc") as entries:
+            names = [e.name for e in entries if e.name.isdigit()]
+        for name in names:
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+                if int(stat[stat.rindex(")") + 2 :].split()[1]) != self.pid:
+                    continue
+                if stat[stat.rindex(")") + 2] == "Z":
+                    return True  # exited, not yet reaped: its time is nowhere yet
+                title = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+                if not title.strip() or needle in title:
+                    return True  # serving the database, or exiting (its memory already gone)
+            except (OSError, ValueError):
+                continue
+        return False
 
 
 def _stat(pid: int) -> tuple[int, tuple[int, int, int, int]]:
@@ -88,11 +131,12 @@ def _delta(after: float | None, before: float | None) -> float | None:
 
 
 def run_measured(
-    argv: list[str], env: dict[str, str] | None, pg: PgCpu, log: Path
+    argv: list[str], env: dict[str, str] | None, pg: PgCpu, log: Path, dbname: str
 ) -> tuple[float, float, float, float | None, int]:
-    """Run ``argv`` to completion, stdout+stderr to ``log``.
+    """Run ``argv`` (a client of database ``dbname``) to completion, stdout+stderr to ``log``.
 
-    Returns (wall s, CPU s, peak RSS MB, PostgreSQL CPU s, exit code)."""
+    Returns (wall s, CPU s, peak RSS MB, PostgreSQL CPU s, exit code); the server's CPU is
+    read after the client's backends are gone."""
     pg0 = pg.seconds()
     with log.open("wb") as out:
         started = time.perf_counter()
@@ -107,6 +151,7 @@ def run_measured(
         watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
+    pg.settle(dbname)
     return wall, cpu, peak[0] / 1024, _delta(pg.seconds(), pg0), proc.returncode
 
 
@@ -133,7 +178,8 @@ def run_job(
     etl_cmd: list[str], env: dict[str, str], pg: PgCpu, log: Path, value_bytes: int
 ) -> Measured:
     """``etl run`` as a user runs it; counts come from its final "run_finished" event."""
-    wall, cpu, rss, pg_cpu, code = run_measured([*etl_cmd, "run"], env, pg, log)
+    dbname = conninfo_to_dict(env["ETL_POSTGRES__DSN"])["dbname"]
+    wall, cpu, rss, pg_cpu, code = run_measured([*etl_cmd, "run"], env, pg, log, str(dbname))
     summary: dict[str, Any] = {}
     for line in log.read_bytes().splitlines():
         if line.startswith(b"{") and b'"run_finished"' in line:
@@ -184,18 +230,27 @@ def kafka_read(bootstrap: str, topic: str, isolation: str) -> Measured:
     return Measured(wall, count, size, cpu, None, None)
 
 
-def copy_ceiling(dsn: str, pg: PgCpu, workdir: Path) -> Measured:
-    """``psql \\copy`` of exactly the rows the job stored into an identical, empty table."""
+def copy_ceilings(dsn: str, pg: PgCpu, workdir: Path) -> tuple[Measured, Measured]:
+    """``psql \\copy`` of exactly the rows the job stored into an identical, empty table: in
+    text format (the ceiling: what an operator would otherwise use) and in binary format (what
+    the job sends), so the server's cost of each format is measured side by side."""
+    text = _copy_ceiling(dsn, pg, workdir, "")
+    binary = _copy_ceiling(dsn, pg, workdir, " (FORMAT binary)")
+    return text, binary
+
+
+def _copy_ceiling(dsn: str, pg: PgCpu, workdir: Path, options: str) -> Measured:
     with tempfile.NamedTemporaryFile(dir=workdir, suffix=".copy", delete=False) as tmp:
         data = Path(tmp.name)
     try:
-        _psql(dsn, f"\\copy new_reports TO '{data}'")
+        _psql(dsn, f"\\copy new_reports TO '{data}'{options}")
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_copy_ceiling (LIKE new_reports INCLUDING ALL)")
             conn.execute("CHECKPOINT")
         argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c",
-                f"\\copy bench_copy_ceiling FROM '{data}'"]  # fmt: skip
-        wall, cpu, rss, pg_cpu, code = run_measured(argv, None, pg, workdir / "copy.log")
+                f"\\copy bench_copy_ceiling FROM '{data}'{options}"]  # fmt: skip
+        dbname = str(conninfo_to_dict(dsn)["dbname"])
+        wall, cpu, rss, pg_cpu, code = run_measured(argv, None, pg, workdir / "copy.log", dbname)
         if code != 0:
             raise RuntimeError((workdir / "copy.log").read_text())
         with psycopg.connect(dsn, autocommit=True) as conn:

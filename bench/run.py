@@ -8,7 +8,8 @@
 Per report size: produce a deterministic corpus to a fresh topic, then per repetition, each on
 a fresh database with schema.sql applied: read the topic with a plain consumer (Kafka ceiling),
 run ``etl run`` with a fresh group (the job), and ``psql \\copy`` the rows the job stored into an
-identical empty table (COPY ceiling). Prints a table per size and writes everything as JSON.
+identical empty table (COPY ceiling), and the same rows once more in binary format (the
+server's cost of the format the job sends). Prints a table per size and writes everything as JSON.
 
 Endpoints and job settings come from the same ETL_* variables the job reads; any other ETL_*
 variable (e.g. ETL_BATCH__MAX_BYTES) is passed on to the job unchanged. Topics (bench-*),
@@ -165,7 +166,8 @@ def bench_size(b: Bench, size: str, messages: int) -> dict[str, Any]:
             measure.checkpoint(b.admin_dsn)
             kafka = measure.kafka_read(b.kafka, made.topic, b.isolation).as_dict()
             job = b.job(made.topic, dsn, made.value_bytes, f"{size}-{rep}")
-            copy = measure.copy_ceiling(dsn, b.pg, b.workdir).as_dict()
+            text, binary = measure.copy_ceilings(dsn, b.pg, b.workdir)
+            copy, copy_binary = text.as_dict(), binary.as_dict()
         finally:
             measure.drop_database(b.admin_dsn, name)
         detail = job["detail"]
@@ -178,7 +180,7 @@ def bench_size(b: Bench, size: str, messages: int) -> dict[str, Any]:
         )
         if not job["ok"]:
             print(f"  WARNING: unexpected counts: {detail} vs {made.as_dict()}")
-        reps.append({"job": job, "copy": copy, "kafka": kafka})
+        reps.append({"job": job, "copy": copy, "binary": copy_binary, "kafka": kafka})
         print(
             f"  rep {rep}: job {job['wall_s']:.2f} s, COPY {copy['wall_s']:.2f} s,"
             f" Kafka read {kafka['wall_s']:.2f} s"

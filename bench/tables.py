@@ -20,7 +20,7 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
     A ratio is taken inside one repetition (job and ceiling measured back to back) and only
     then reduced to its median, which cancels most of the machine's background noise."""
     out: dict[str, Any] = {}
-    for op in ("job", "copy", "kafka"):
+    for op in ("job", "copy", "binary", "kafka"):
         keys = reps[0][op].keys()
         out[op] = {
             k: median([r[op][k] for r in reps])
@@ -35,6 +35,16 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
             for r in reps
             if r["job"]["pg_cpu_s"] and r["copy"]["pg_cpu_s"]
         ]
+    )
+    out["binary_pg_cpu_over_text"] = median(
+        [
+            r["binary"]["pg_cpu_s"] / r["copy"]["pg_cpu_s"]
+            for r in reps
+            if r["binary"]["pg_cpu_s"] and r["copy"]["pg_cpu_s"]
+        ]
+    )
+    out["binary_over_text_wall"] = median(
+        [r["binary"]["wall_s"] / r["copy"]["wall_s"] for r in reps]
     )
     return out
 
@@ -60,13 +70,16 @@ def size_table(size: str, corpus: dict[str, Any], summary: dict[str, Any], repea
         _HEAD,
         _line("etl run", summary["job"]),
         _line("COPY ceiling (psql)", summary["copy"]),
+        _line("binary COPY (psql)", summary["binary"]),
         _line("Kafka read ceiling", summary["kafka"]),
         f"job / COPY ceiling wall: {ratio_copy:.2f}x -> job at {100 / ratio_copy:.0f}% of the"
-        f" ceiling (target >= 80%)",
+        f" ceiling",
+        f"binary / text COPY: PostgreSQL CPU {_fmt(summary['binary_pg_cpu_over_text'])}x,"
+        f" wall {_fmt(summary['binary_over_text_wall'])}x",
         f"job / Kafka read wall:   {summary['job_over_kafka']:.2f}x;"
         f" job / COPY PostgreSQL CPU: {_fmt(summary['job_pg_cpu_over_copy'])}x",
         "(items/s: messages for the job and Kafka, rows for COPY; MB/s: Kafka values, for COPY"
-        " the COPY text)",
+        " the COPY file)",
     ]
     return "\n".join(lines)
 

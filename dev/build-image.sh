@@ -6,13 +6,13 @@
 # buildah is installed with apt when missing. Where the runtime cannot create namespaces (inside
 # an unprivileged container), RUN steps use chroot isolation. When the base image (PYTHON_IMAGE,
 # default: the Containerfile's) cannot be pulled, as on a machine that reaches only package
-# registries, the script bootstraps a stand-in from Debian's packages (Debian 12 minbase with
-# python3-venv, tagged localhost/etl-base:bookworm, kept for the next build) and builds on it.
+# registries, the script bootstraps a stand-in from Debian's packages (Debian 13 minbase with
+# python3-venv, tagged localhost/etl-base:trixie, kept for the next build) and builds on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag="${1:-localhost/etl:dev}"
 base="${PYTHON_IMAGE:-$(sed -n 's/^ARG PYTHON_IMAGE=//p' Containerfile)}"
-standin=localhost/etl-base:bookworm
+standin=localhost/etl-base:trixie
 
 log() { printf 'build-image: %s\n' "$*" >&2; }
 
@@ -29,7 +29,7 @@ if ! buildah inspect --type image "$base" >/dev/null 2>&1 &&
     command -v debootstrap >/dev/null ||
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
     root="$(mktemp -d)"
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm \
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates trixie \
       "$root" http://deb.debian.org/debian >"$root.log" 2>&1 || { cat "$root.log" >&2; exit 1; }
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     ctr="$(buildah from scratch)"

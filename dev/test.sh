@@ -33,6 +33,10 @@ fi
 ruff format --check .
 ruff check .
 mypy
+# The compiled core's own rules and lints (pip above already built it for Python).
+cargo fmt --manifest-path native/Cargo.toml --check
+cargo clippy --manifest-path native/Cargo.toml --all-targets --all-features --quiet -- -D warnings
+cargo test --manifest-path native/Cargo.toml --quiet
 bash dev/check-deploy.sh # Containerfile, manifests, alerts, dashboard
 # Coverage includes the `etl` subprocesses the integration tests start; CI holds it to a floor.
 cov=(--cov --cov-report=term)

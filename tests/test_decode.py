@@ -93,6 +93,8 @@ def test_top_level_keys_match_in_any_case() -> None:
         "{" + CLUSTER + "}",
         "urn:uuid:" + CLUSTER,
         CLUSTER.replace("-", ""),
+        "{" + CLUSTER.replace("-", "").upper() + "}",
+        "URN:UUID:" + CLUSTER,
     ],
 )
 def test_cluster_spellings_are_normalised(spelling: str) -> None:
@@ -105,14 +107,21 @@ def test_cluster_spellings_are_normalised(spelling: str) -> None:
         ("2026-05-04T11:30:12+02:00", datetime(2026, 5, 4, 9, 30, 12)),
         ("2026-05-04T09:30:12.123456789Z", datetime(2026, 5, 4, 9, 30, 12, 123456)),
         ("2026-11-29T12:04:59Z", datetime(2026, 11, 29, 12, 4, 59)),  # within the clock skew
+        ("2026-05-04t09:30:12z", datetime(2026, 5, 4, 9, 30, 12)),
+        ("2026-05-04T09:30:12.5-01:30", datetime(2026, 5, 4, 11, 0, 12, 500000)),
+        ("2024-02-29T23:59:59.999999999+00:00", datetime(2024, 2, 29, 23, 59, 59, 999999)),
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1)),
     ],
 )
 def test_timestamps_become_naive_utc(stamp: str, expected: datetime) -> None:
     assert ok(orjson.dumps(message(LastChecked=stamp))).updated_at == expected
 
 
-def test_unexpected_version_is_accepted_and_reported() -> None:
-    assert ok(orjson.dumps(message(Version=3))).unexpected_version == 3
+def test_unexpected_version_is_accepted_and_reported_as_sent() -> None:
+    assert ok(orjson.dumps(message(Version=3))).unexpected_version == "3"
+    assert ok(orjson.dumps(message(Version="2"))).unexpected_version == '"2"'
+    assert ok(orjson.dumps(message(Version=2.0))).unexpected_version == "2.0"
+    assert ok(orjson.dumps(message(Version=None))).unexpected_version is None
     assert ok(orjson.dumps(message(Version=_DROP))).unexpected_version is None
 
 
@@ -125,9 +134,28 @@ def test_a_backslash_in_the_report_survives() -> None:
 BAD: list[tuple[str, bytes | None, str, str]] = [
     ("none", None, "empty_value", "message value is empty"),
     ("empty", b"", "empty_value", "message value is empty"),
-    ("not utf-8", b'{"OrgID": "\xff"}', "invalid_json", "not valid UTF-8 JSON"),
-    ("not json", b"hello", "invalid_json", "not valid UTF-8 JSON"),
-    ("trailing garbage", orjson.dumps(message()) + b" x", "invalid_json", "after document"),
+    (
+        "not utf-8",
+        b'{"OrgID": "\xff"}',
+        "invalid_json",
+        "not valid UTF-8: invalid byte sequence at byte 11",
+    ),
+    ("overlong utf-8", b'{"OrgID": "\xc0\xaf"}', "invalid_json", "not valid UTF-8"),
+    ("utf-8 surrogate", b'{"a": "\xed\xa0\x80"}', "invalid_json", "not valid UTF-8"),
+    ("not json", b"hello", "invalid_json", "not valid JSON: expected a value at byte 0"),
+    ("truncated", orjson.dumps(message())[:-7], "invalid_json", "not valid JSON"),
+    ("trailing comma", b'{"OrgID": 1,}', "invalid_json", "expected a string key"),
+    ("single quotes", b"{'OrgID': 1}", "invalid_json", "not valid JSON"),
+    ("NaN", b'{"OrgID": NaN}', "invalid_json", "not valid JSON"),
+    ("leading zero", b'{"OrgID": 042}', "invalid_json", "not valid JSON"),
+    ("raw control character", b'{"a": "x\ny"}', "invalid_json", "control character"),
+    ("deep nesting", b'{"a":' + b"[" * 600 + b"]" * 600 + b"}", "invalid_json", "nesting"),
+    (
+        "trailing garbage",
+        orjson.dumps(message()) + b" x",
+        "invalid_json",
+        "unexpected content after the document",
+    ),
     ("array", b"[1, 2]", "invalid_json", "expected a JSON object, got array"),
     ("string", b'"x"', "invalid_json", "expected a JSON object, got string"),
     (
@@ -162,6 +190,18 @@ BAD: list[tuple[str, bytes | None, str, str]] = [
     ),
     ("negative OrgID", orjson.dumps(message(OrgID=-1)), "out_of_range", "OrgID: -1 is outside"),
     ("huge OrgID", orjson.dumps(message(OrgID=2**31)), "out_of_range", "OrgID: 2147483648"),
+    (
+        "30-digit OrgID",
+        orjson.dumps(message(OrgID=0)).replace(b'"OrgID":0', b'"OrgID":' + b"9" * 30),
+        "out_of_range",
+        "OrgID: " + "9" * 30 + " is outside 0..2147483647",
+    ),
+    (
+        "exponent OrgID",
+        orjson.dumps(message(OrgID=0)).replace(b'"OrgID":0', b'"OrgID":1e2'),
+        "wrong_type",
+        "OrgID: expected integer, got float",
+    ),
     (
         "string account",
         orjson.dumps(message(AccountNumber="7")),
@@ -253,8 +293,81 @@ BAD: list[tuple[str, bytes | None, str, str]] = [
         "lone surrogate",
         orjson.dumps(message()).replace(b'"abc"', b'"\\ud800"'),
         "unstorable_text",
+        "lone UTF-16 surrogate",
+    ),
+    (
+        "lone low surrogate in the report",
+        orjson.dumps(message()).replace(b'"r|KEY"', b'"\\udc00x"'),
+        "unstorable_text",
         "surrogate",
     ),
+    (
+        "key repeated in another case",
+        b'{"OrgID":1,"orgid":2}',
+        "duplicate_key",
+        'OrgID: the key appears more than once ("OrgID" and "orgid")',
+    ),
+    (
+        "key repeated exactly",
+        orjson.dumps(message()).replace(b'"Version":2', b'"Version":2,"Version":3'),
+        "duplicate_key",
+        "Version: the key appears more than once",
+    ),
+    (
+        "report key repeated in another case",
+        orjson.dumps(message()).replace(b'"Version":2', b'"REPORT":{}'),
+        "duplicate_key",
+        'Report: the key appears more than once ("Report" and "REPORT")',
+    ),
+]
+
+# LastChecked is RFC 3339 and nothing looser.
+BAD_STAMPS = [
+    "2026-05-04T09:30:12\\u0000Z",
+    "2026-05-04T09:30:12XZ",
+    "2026-05-04T09:30:12.Z",
+    "2026-W01-1T00:00:00Z",
+    "2026-124T00:00:00Z",
+    "20240101T000000Z",
+    "2026-05-04T09:30:12+01",
+    "2026-05-04T09:30:12+0100",
+    "2026-05-04 09:30:12Z",
+    " 2026-05-04T09:30:12Z",
+    "2026-05-04T09:30:12Z ",
+    "2026-05-04T09:30:12.1234567891Z",
+    "2026-02-29T09:30:12Z",
+    "2026-05-04T09:30:60Z",
+    "2026-05-04T09:30Z",
+]
+BAD += [
+    (
+        f"LastChecked {stamp!r}",
+        orjson.dumps(message(LastChecked="X")).replace(b'"X"', b'"%s"' % stamp.encode()),
+        "bad_timestamp",
+        "LastChecked: not an RFC 3339 timestamp",
+    )
+    for stamp in BAD_STAMPS
+]
+
+# ClusterName: only the spellings the README lists.
+BAD_CLUSTERS = [
+    "+" + CLUSTER.replace("-", "")[1:],
+    "0_" + CLUSTER.replace("-", "")[2:],
+    CLUSTER[:7] + "-" + CLUSTER[7:].replace("-", ""),
+    " " + CLUSTER,
+    CLUSTER + "\\n",
+    "uuid:" + CLUSTER,
+    "{" + CLUSTER,
+    CLUSTER[:-1] + "g",
+]
+BAD += [
+    (
+        f"ClusterName {spelling!r}",
+        orjson.dumps(message(ClusterName="X")).replace(b'"X"', b'"%s"' % spelling.encode()),
+        "bad_cluster",
+        "ClusterName: not a UUID",
+    )
+    for spelling in BAD_CLUSTERS
 ]
 
 

@@ -19,13 +19,14 @@ from etl.core.ports import (
     Batch,
     Message,
     PartitionProgress,
+    RowBatch,
     RunOutcome,
     StoredRejection,
-    StoredRow,
     WriteResult,
 )
 from etl.metrics import RunMetrics
 from etl.pipeline import Run, RunSettings
+from tests.helpers.copy_rows import CopyRow, parse
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -91,7 +92,7 @@ class FakeSink:
         self.events = events
         self.fail_on_call = fail_on_call
         self.calls = 0
-        self.rows: list[StoredRow] = []
+        self.rows: list[CopyRow] = []
         self.rejections: list[StoredRejection] = []
         self.closed = False
 
@@ -105,15 +106,16 @@ class FakeSink:
         self.ended = outcome
 
     def write(
-        self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
+        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
     ) -> WriteResult:
         self.calls += 1
         if self.calls == self.fail_on_call:
             raise PostgresUnavailable("PostgreSQL unavailable: connection refused")
-        self.events.append(f"write {len(rows)}+{len(rejections)}")
-        self.rows.extend(rows)
+        self.events.append(f"write {rows.count}+{len(rejections)}")
+        for chunk in rows.chunks:
+            self.rows.extend(parse(bytes(memoryview(chunk))))
         self.rejections.extend(rejections)
-        return WriteResult(len(rows), 0)
+        return WriteResult(rows.count, 0)
 
     def cancel(self) -> None:
         self.events.append("cancel")
@@ -174,7 +176,7 @@ def test_bad_messages_are_stored_as_rejections_beside_the_good_rows() -> None:
     source = FakeSource(events, msgs(value(1), b"nope", value(3)), stop=3)
     summary, metrics, _ = run_with(source, sink, max_messages=10)
     assert summary.exit_code == 0
-    assert [r.row.org_id for r in sink.rows] == [1, 3]
+    assert [(r.org_id, r.kafka_offset) for r in sink.rows] == [(1, 0), (3, 2)]
     assert [(r.rejection.reason, r.message.offset) for r in sink.rejections] == [
         ("invalid_json", 1)
     ]

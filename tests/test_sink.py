@@ -2,25 +2,58 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+import orjson
 import psycopg
 import pytest
 
 from etl.core.config import PostgresConfig
-from etl.core.decode import Rejection, Row
+from etl.core.decode import Rejection, decode_batch
 from etl.core.errors import ConfigError, Interrupted, PostgresRefused, PostgresUnavailable
-from etl.core.ports import Message, StoredRejection, StoredRow
-from etl.core.statements import copy_chunks, rejection_params
+from etl.core.ports import Message, RowBatch, StoredRejection
+from etl.core.statements import rejection_params
 from etl.pg.connect import connection_defaults
 from etl.pg.sink import MAX_WAIT_SECONDS, PostgresSink
 
 CLUSTER = "5d5892d3-1f74-4ccf-91af-548dfc9767aa"
+LATEST = datetime(2026, 11, 29, 12, 5, tzinfo=UTC)
 
 
-def row(org: int, report: bytes = b'{"reports":[]}', offset: int | None = None) -> StoredRow:
-    r = Row(org, 7, CLUSTER, report, datetime(2026, 5, 4, 9, 30, 12, 123456), False, None)
-    return StoredRow(r, 0, org if offset is None else offset)
+def value(org: int, report: bytes = b'{"reports":[]}') -> bytes:
+    envelope = orjson.dumps(
+        {
+            "OrgID": org,
+            "AccountNumber": 7,
+            "ClusterName": CLUSTER,
+            "LastChecked": "2026-05-04T09:30:12.123456Z",
+            "Report": "R",
+        }
+    )
+    return envelope.replace(b'"R"', report[:-1] + b',"fingerprints":[],"system":{}}')
+
+
+def rows(
+    *orgs: int, report: bytes = b'{"reports":[]}', offsets: list[int] | None = None
+) -> RowBatch:
+    """The rows of these org ids (one key each), decoded as the run decodes them."""
+    at = offsets or list(orgs)
+    messages = [Message(0, o, None, value(org, report)) for org, o in zip(orgs, at, strict=True)]
+    decoded = decode_batch(messages, LATEST)
+    assert decoded.rows == len(orgs), decoded.rejections
+    return RowBatch([decoded.copy], decoded.rows)
+
+
+def row(org: int, report: bytes = b'{"reports":[]}', offset: int | None = None) -> RowBatch:
+    return rows(org, report=report, offsets=[org if offset is None else offset])
+
+
+def joined(*batches: RowBatch) -> RowBatch:
+    out = RowBatch()
+    for b in batches:
+        out.chunks += b.chunks
+        out.count += b.count
+    return out
 
 
 def stored(dsn: str) -> list[tuple[object, ...]]:
@@ -30,30 +63,38 @@ def stored(dsn: str) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
-def test_copy_text_escapes_backslashes_and_keeps_unicode(schema_db: str) -> None:
-    text = '{"reports":[{"p":"C:\\\\tmp\\n","h":"<b>é</b>","t":"\\t"}]}'
+def test_binary_copy_stores_the_report_exactly_with_every_column(schema_db: str) -> None:
+    text = '{"reports":[{"p":"C:\\\\tmp\\n","h":"<b>é</b>","t":"\\t","n":1e400}]}'
     sink = PostgresSink(PostgresConfig(dsn=schema_db))
-    sink.write("t", [row(1, text.encode())], [])
+    assert sink.write("t", joined(row(1, text.encode()), rows(2, 3)), []) == (3, 0)
     sink.close()
-    assert stored(schema_db) == [(1, text, 1)]
-    assert b"\\\\\\\\tmp" in b"".join(copy_chunks([row(1, text.encode())]))
+    assert stored(schema_db)[0] == (1, text, 1)
+    with psycopg.connect(schema_db) as conn:
+        got = conn.execute(
+            "SELECT org_id, account_number, cluster, updated_at, kafka_offset, kafka_partition"
+            " FROM new_reports ORDER BY org_id"
+        ).fetchall()
+    stamp = datetime(2026, 5, 4, 9, 30, 12, 123456)
+    assert got == [(org, 7, CLUSTER, stamp, org, 0) for org in (1, 2, 3)]
 
 
-def test_copy_lines_are_cut_into_bounded_chunks() -> None:
-    chunks = list(copy_chunks([row(i, b"x" * 1000) for i in range(100)], chunk_bytes=10_000))
-    assert len(chunks) == 10
-    assert all(c.endswith(b"\n") for c in chunks)
-    assert sum(c.count(b"\n") for c in chunks) == 100
+def test_the_staging_path_takes_binary_copy_with_the_same_columns(schema_db: str) -> None:
+    text = '{"reports":["\\\\x",-0.0]}'
+    sink = PostgresSink(PostgresConfig(dsn=schema_db))
+    sink.write("t", row(1), [])
+    assert sink.write("t", joined(row(1), row(2, text.encode())), []) == (1, 1)  # staging
+    sink.close()
+    assert stored(schema_db) == [(1, '{"reports":[]}', 1), (2, text, 2)]
 
 
 def test_replayed_and_overlapping_batches_insert_nothing_twice(schema_db: str) -> None:
     sink = PostgresSink(PostgresConfig(dsn=schema_db))
-    assert sink.write("t", [row(1), row(2)], []) == (2, 0)
-    assert sink.write("t", [row(1), row(2)], []) == (0, 2)  # replay: staging path
-    assert sink.write("t", [row(2), row(3), row(3, offset=9)], []) == (1, 2)
+    assert sink.write("t", rows(1, 2), []) == (2, 0)
+    assert sink.write("t", rows(1, 2), []) == (0, 2)  # replay: staging path
+    assert sink.write("t", rows(2, 3, 3, offsets=[2, 3, 9]), []) == (1, 2)
     for _ in range(10):  # after the staging streak the direct path is tried again
-        sink.write("t", [], [])
-    assert sink.write("t", [row(4)], []) == (1, 0)
+        sink.write("t", RowBatch(), [])
+    assert sink.write("t", rows(4), []) == (1, 0)
     sink.close()
     assert [r[0] for r in stored(schema_db)] == [1, 2, 3, 4]
     assert stored(schema_db)[2][2] == 3  # the first of two rows with one key wins
@@ -65,8 +106,8 @@ def test_rejections_are_stored_once_with_their_raw_value(schema_db: str) -> None
     rej = StoredRejection(
         Rejection("invalid_json", "detail"), Message(3, 11, 1_700_000_000_000, raw)
     )
-    sink.write("topic", [], [rej])
-    sink.write("topic", [], [rej])
+    sink.write("topic", RowBatch(), [rej])
+    sink.write("topic", RowBatch(), [rej])
     sink.close()
     with psycopg.connect(schema_db) as conn:
         got = conn.execute(
@@ -78,11 +119,11 @@ def test_rejections_are_stored_once_with_their_raw_value(schema_db: str) -> None
 
 def test_dry_run_counts_but_keeps_nothing(schema_db: str) -> None:
     sink = PostgresSink(PostgresConfig(dsn=schema_db))
-    sink.write("t", [row(1)], [])
+    sink.write("t", row(1), [])
     sink.close()
     dry = PostgresSink(PostgresConfig(dsn=schema_db), dry_run=True)
-    assert dry.write("t", [row(1), row(2)], []) == (1, 1)
-    assert dry.write("t", [row(2)], []) == (1, 0)
+    assert dry.write("t", rows(1, 2), []) == (1, 1)
+    assert dry.write("t", rows(2), []) == (1, 0)
     assert dry.begin_run("t", "g", {}) is None
     dry.close()
     assert [r[0] for r in stored(schema_db)] == [1]
@@ -108,7 +149,7 @@ def test_transient_errors_are_retried_until_the_time_budget_is_spent() -> None:
     cfg = PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_max_seconds=60)
     sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
     with pytest.raises(PostgresUnavailable, match="PostgreSQL unavailable"):
-        sink.write("t", [row(1)], [])
+        sink.write("t", row(1), [])
     assert 50 <= sum(fake.sleeps) <= 60  # far more than five quick attempts
     assert max(fake.sleeps) <= MAX_WAIT_SECONDS
 
@@ -120,7 +161,7 @@ def test_a_stop_request_ends_the_retrying_at_once_as_an_interruption() -> None:
         cfg, sleep=fake.sleep, clock=fake.clock, stop_requested=lambda: fake.now > 1003
     )
     with pytest.raises(Interrupted, match="stopped by signal while retrying PostgreSQL"):
-        sink.write("t", [row(1)], [])
+        sink.write("t", row(1), [])
     assert sum(fake.sleeps) < 5
 
 
@@ -129,7 +170,7 @@ def test_retry_attempts_caps_the_attempts_when_set(caplog: pytest.LogCaptureFixt
     cfg = PostgresConfig(dsn="postgresql://postgres@127.0.0.1:1/x", retry_attempts=3)
     sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
     with caplog.at_level("WARNING"), pytest.raises(PostgresUnavailable, match="unavailable"):
-        sink.write("t", [row(1)], [])
+        sink.write("t", row(1), [])
     assert caplog.text.count("postgres_retry") == 2
 
 
@@ -141,7 +182,7 @@ def test_options_libpq_rejects_are_a_configuration_error_at_once(option: str, na
     cfg = PostgresConfig(dsn=f"host=127.0.0.1 user=postgres {option}")
     sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
     with pytest.raises(ConfigError, match=f'connection option "{name}"') as caught:
-        sink.write("t", [row(1)], [])
+        sink.write("t", row(1), [])
     assert fake.sleeps == []
     assert "bogus" not in str(caught.value) and "notaport" not in str(caught.value)
 
@@ -156,7 +197,7 @@ def test_a_refused_login_is_not_retried(schema_db: str) -> None:
     dsn = schema_db.replace("user=postgres", "user=nosuchrole")
     sink = PostgresSink(PostgresConfig(dsn=dsn), sleep=sleeps.append)
     with pytest.raises(PostgresRefused, match='role "nosuchrole" does not exist') as caught:
-        sink.write("t", [row(1)], [])
+        sink.write("t", row(1), [])
     assert sleeps == []
     assert caught.value.exit_code == 8
 
@@ -171,7 +212,7 @@ def test_a_missing_privilege_is_refused_with_exit_8(schema_db: str) -> None:
         dsn = schema_db.replace("user=postgres", f"user={role}")
         sink = PostgresSink(PostgresConfig(dsn=dsn), sleep=sleeps.append)
         with pytest.raises(PostgresRefused, match=r"SQLSTATE 42501.*permission denied"):
-            sink.write("t", [row(1)], [])
+            sink.write("t", row(1), [])
         sink.close()
         assert sleeps == []
     finally:
@@ -186,10 +227,10 @@ def test_retry_warnings_and_errors_never_carry_copy_row_content(
     fake = FakeTime()
     cfg = PostgresConfig(dsn=schema_db, statement_timeout_seconds=0.001, retry_max_seconds=3)
     sink = PostgresSink(cfg, sleep=fake.sleep, clock=fake.clock)
-    report = b'{"reports":[{"customer":"PLANTED-CUSTOMER-DATA"}]}' + b" " * 2000
-    rows = [row(i, report) for i in range(20_000)]
+    report = b'{"reports":[{"customer":"PLANTED-CUSTOMER-DATA","pad":"' + b"x" * 2000 + b'"}]}'
+    batch = rows(*range(20_000), report=report)
     with caplog.at_level("WARNING"), pytest.raises(PostgresUnavailable) as caught:
-        sink.write("t", rows, [])
+        sink.write("t", batch, [])
     sink.close()
     assert fake.sleeps, "the cancelled statement was retried"
     logged = caplog.text + str(caught.value)
@@ -205,7 +246,7 @@ def test_a_violated_constraint_shows_no_row_content(schema_db: str) -> None:
     with pytest.raises(
         PostgresUnavailable, match=r"check violation \(constraint small_org\)"
     ) as caught:
-        sink.write("t", [row(500, b'{"reports":["PLANTED"]}')], [])
+        sink.write("t", row(500, b'{"reports":["PLANTED"]}'), [])
     sink.close()
     assert "PLANTED" not in str(caught.value) and "500" not in str(caught.value)
 
@@ -215,7 +256,7 @@ def test_a_refused_statement_is_reported_not_raised_raw(schema_db: str) -> None:
         conn.execute("ALTER TABLE new_reports ADD CONSTRAINT small_org CHECK (org_id < 100)")
     sink = PostgresSink(PostgresConfig(dsn=schema_db))
     with pytest.raises(PostgresUnavailable, match=r"refused the operation \(SQLSTATE 23514\)"):
-        sink.write("t", [row(500)], [])
+        sink.write("t", row(500), [])
     sink.close()
 
 

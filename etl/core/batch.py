@@ -1,7 +1,9 @@
-"""Decoding a slice of Kafka messages into rows and rejections, counting and logging as it goes.
+"""Decoding a slice of Kafka messages into binary COPY rows and rejections, counting and logging.
 
-Every rejection is logged with its coordinates and reason; an unexpected ``Version`` is logged
-once per distinct value and run. The counts go to the run's `RunCounts`.
+One call into the compiled core per slice (`etl.core.decode.decode_batch`); what stays here is
+the bookkeeping around it. Every rejection is logged with its coordinates and reason; an
+unexpected ``Version`` is logged once per distinct value and run. The counts go to the run's
+`RunCounts`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from datetime import datetime
 
 from etl.core import events
 from etl.core.counts import RunCounts
-from etl.core.decode import Rejection, decode
-from etl.core.ports import Batch, StoredRejection, StoredRow
+from etl.core.decode import decode_batch
+from etl.core.ports import Batch, RowBatch, StoredRejection
 
 log = events.logger(__name__)
 
@@ -26,46 +28,47 @@ class BatchDecoder:
         self,
         batch: Batch,
         latest_allowed: datetime,
-        rows: list[StoredRow],
+        rows: RowBatch,
         rejections: list[StoredRejection],
     ) -> None:
-        """Decode the slice into ``rows`` and ``rejections``; empties ``batch.messages``."""
-        report_bytes = missing_account = unexpected_version = 0
-        count = len(batch.messages)
-        # Consumed from the front, so each valid value is freed as soon as its row exists and
-        # the batch's values and rows are never held in full at the same time.
-        batch.messages.reverse()
-        while batch.messages:
-            msg = batch.messages.pop()
-            result = decode(msg.value, latest_allowed)
-            if isinstance(result, Rejection):
-                rejections.append(StoredRejection(result, msg))
-                self.counts.reject(result.reason)
-                log.warning(
-                    "message_rejected",
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    reason=result.reason,
-                    detail=result.detail,
-                )
-                continue
-            rows.append(StoredRow(result, msg.partition, msg.offset))
-            report_bytes += len(result.report)
-            missing_account += result.account_missing
-            if result.unexpected_version is not None:
-                unexpected_version += 1
-                self._note_version(result.unexpected_version, msg.partition, msg.offset)
-        m = self.counts
-        m.add("etl_messages_consumed", count)
-        m.add("etl_bytes_consumed", batch.size_bytes)
-        m.add("etl_bytes_stored", report_bytes)
-        m.add("etl_rows_missing_account_number", missing_account)
-        m.add("etl_messages_unexpected_version", unexpected_version)
+        """Decode the slice into ``rows`` and ``rejections``; empties ``batch.messages``.
 
-    def _note_version(self, version: object, partition: int, offset: int) -> None:
-        text = repr(version)
-        if text not in self._seen_versions:
-            self._seen_versions.add(text)
+        The slice's values are released as soon as its rows exist, so the values of one
+        slice at most are held beside the rows of the batch."""
+        messages = batch.messages
+        decoded = decode_batch(messages, latest_allowed)
+        for index, rejection in decoded.rejections:
+            msg = messages[index]
+            rejections.append(StoredRejection(rejection, msg))
+            self.counts.reject(rejection.reason)
+            log.warning(
+                "message_rejected",
+                partition=msg.partition,
+                offset=msg.offset,
+                reason=rejection.reason,
+                detail=rejection.detail,
+            )
+        for index, version in decoded.versions:
+            self._note_version(version, messages[index].partition, messages[index].offset)
+        if decoded.rows:
+            rows.chunks.append(decoded.copy)
+            rows.count += decoded.rows
+            rows.request_ids.extend(decoded.request_ids)
+        m = self.counts
+        m.add("etl_messages_consumed", len(messages))
+        m.add("etl_bytes_consumed", batch.size_bytes)
+        m.add("etl_bytes_stored", decoded.report_bytes)
+        m.add("etl_rows_missing_account_number", decoded.missing_account)
+        m.add("etl_messages_unexpected_version", decoded.unexpected_version)
+        messages.clear()
+
+    def _note_version(self, version: str, partition: int, offset: int) -> None:
+        if version not in self._seen_versions:
+            self._seen_versions.add(version)
             log.warning(  # once per distinct value and run
-                "unexpected_version", version=text, expected=2, partition=partition, offset=offset
+                "unexpected_version",
+                version=version,
+                expected=2,
+                partition=partition,
+                offset=offset,
             )

@@ -19,7 +19,7 @@
 Exit codes 3 and 4 mean "try again later"; `PERMANENT_EXIT_CODES` are those a scheduler should
 not retry (the Kubernetes ``podFailurePolicy`` fails the Job at once on them).
 
-A bad message is never an exception: `etl.decode` turns it into a `Rejection` value.
+A bad message is never an exception: `etl.core.decode` turns it into a `Rejection` value.
 Adapters (`source`, `sink`, `metrics`) translate third-party errors into this tree once, with
 ``raise ... from exc``; nothing above them imports confluent_kafka or psycopg errors.
 `is_transient_sqlstate` and `is_transient_connection_failure` decide which database errors are

@@ -8,11 +8,11 @@ tests implement them in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from etl.core.counts import RunCounts
-from etl.core.decode import Rejection, Row
+from etl.core.decode import CopyData, Rejection
 
 
 class Message(NamedTuple):
@@ -53,12 +53,17 @@ class PartitionProgress:
         return self.next >= self.stop
 
 
-class StoredRow(NamedTuple):
-    """A decoded row with the Kafka coordinates it came from."""
+@dataclass
+class RowBatch:
+    """The valid rows of one batch, ready for ``COPY ... (FORMAT BINARY)``.
 
-    row: Row
-    partition: int
-    offset: int
+    ``chunks`` are runs of binary COPY tuples in `etl.core.statements.COLUMNS` order (Kafka
+    coordinates included), without the file header and trailer: one chunk per decoded slice.
+    """
+
+    chunks: list[CopyData | bytes] = field(default_factory=list)
+    count: int = 0
+    request_ids: list[str] = field(default_factory=list)  # for the payload tracker
 
 
 class StoredRejection(NamedTuple):
@@ -127,7 +132,7 @@ class Sink(Protocol):
         """Raise SchemaMissing if a table or column the sink writes is absent."""
 
     def write(
-        self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
+        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
     ) -> WriteResult:
         """Durably commit the batch or raise; replaying a batch inserts nothing twice."""
 

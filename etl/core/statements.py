@@ -1,18 +1,19 @@
-"""What the sink sends: the tables and columns it writes, its SQL, and the COPY text of a batch.
+"""What the sink sends: the tables and columns it writes, its SQL, and the binary COPY framing.
 
-Pure: no connection here. Every statement is composed with `psycopg.sql`; the COPY text is
-built once per row, as bytes, and streamed in bounded chunks.
+Pure: no connection here. Every statement is composed with `psycopg.sql`. The rows themselves
+are binary COPY tuples built by the compiled core (`etl.core.decode.decode_batch`) in `COLUMNS`
+order; the sink sends `COPY_HEADER`, the tuples, then `COPY_TRAILER`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from psycopg import sql
 
-from etl.core.ports import StoredRejection, StoredRow
+from etl.core.ports import RowBatch, StoredRejection
 
 REPORTS_TABLE: Final = "new_reports"
 REJECTIONS_TABLE: Final = "rejected_messages"
@@ -27,6 +28,10 @@ COLUMNS: Final = (
     "kafka_offset",
     "kafka_partition",
 )
+# PostgreSQL's binary COPY file framing: signature, flags (no OIDs), header extension length 0;
+# and the end marker, a field count of -1.
+COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+COPY_TRAILER: Final = b"\xff\xff"
 REJECTION_COLUMNS: Final = (
     "topic",
     "kafka_partition",
@@ -37,35 +42,6 @@ REJECTION_COLUMNS: Final = (
     "raw_value",
     "raw_size",
 )
-
-
-def copy_chunks(rows: Sequence[StoredRow], chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The rows as COPY text-format lines in `COLUMNS` order, in chunks of about ``chunk_bytes``.
-
-    Chunks keep the whole batch from existing twice in memory. Only the report needs escaping:
-    orjson never emits raw control characters, so the one COPY-special byte it can contain is
-    the backslash. The cluster is a canonical UUID and the rest are numbers and timestamps.
-    """
-    lines: list[bytes] = []
-    size = 0
-    for stored in rows:
-        r = stored.row
-        line = b"%d\t%d\t%s\t%s\t%s\t%d\t%d\n" % (
-            r.org_id,
-            r.account_number,
-            r.cluster.encode(),
-            r.report.replace(b"\\", b"\\\\"),
-            r.updated_at.isoformat(" ").encode(),
-            stored.offset,
-            stored.partition,
-        )
-        lines.append(line)
-        size += len(line)
-        if size >= chunk_bytes:
-            yield b"".join(lines)
-            lines, size = [], 0
-    if lines:
-        yield b"".join(lines)
 
 
 def rejection_params(topic: str, item: StoredRejection) -> tuple[Any, ...]:
@@ -90,7 +66,7 @@ def rejection_params(topic: str, item: StoredRejection) -> tuple[Any, ...]:
 
 
 def copy_sql(table: sql.Identifier) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     )
 
@@ -107,3 +83,38 @@ INSERT_REJECTION = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHI
     sql.SQL(", ").join(map(sql.Identifier, REJECTION_COLUMNS)),
     sql.SQL(", ").join(sql.Placeholder() * len(REJECTION_COLUMNS)),
 )
+
+
+_PARTITION_FIELD: Final = COLUMNS.index("kafka_partition")
+
+
+def rows_of_partitions(rows: RowBatch, keep: Collection[int]) -> RowBatch:
+    """The rows of ``keep``'s partitions only, by reading each binary COPY tuple's
+    ``kafka_partition`` field.
+
+    A cold path: it runs only when a rebalance revoked partitions while a batch was being read,
+    so that their new owner, not this run, stores them. Request ids stay as they were: the
+    tracker may report a row its new owner stores a moment later.
+    """
+    out = RowBatch(request_ids=rows.request_ids)
+    for chunk in rows.chunks:
+        view = memoryview(chunk)
+        kept = bytearray()
+        pos = 0
+        while pos < len(view):
+            start = pos
+            fields = int.from_bytes(view[pos : pos + 2], "big", signed=True)
+            pos += 2
+            partition = -1
+            for index in range(fields):
+                length = int.from_bytes(view[pos : pos + 4], "big", signed=True)
+                pos += 4
+                if index == _PARTITION_FIELD:
+                    partition = int.from_bytes(view[pos : pos + length], "big", signed=True)
+                pos += max(length, 0)
+            if partition in keep:
+                kept += view[start:pos]
+                out.count += 1
+        if kept:
+            out.chunks.append(bytes(kept))
+    return out

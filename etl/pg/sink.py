@@ -1,8 +1,9 @@
 """PostgreSQL adapter: a batch's rows and rejections durably stored in one transaction, or an error.
 
-Per batch, in ONE transaction: ``COPY`` the rows (text format, lines built once) straight into
-``new_reports`` inside a savepoint; if the batch repeats a key already held (a replay) that
-fails, and the batch goes through a session temp table and ``INSERT INTO new_reports ...
+Per batch, in ONE transaction: ``COPY ... (FORMAT BINARY)`` of the rows (tuples built by the
+compiled core, sent from its buffers) straight into ``new_reports`` inside a savepoint; if the
+batch repeats a key already held (a replay) that fails, and the batch goes through a session
+temp table of the same column types and ``INSERT INTO new_reports ...
 SELECT ... ON CONFLICT DO NOTHING`` instead (a replayed batch inserts nothing twice and never
 fails on a key already held; rows repeating a key inside the batch are skipped as
 duplicates). Then the rejections go in ``ON CONFLICT DO NOTHING`` on (topic, partition,
@@ -36,9 +37,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_e
 from etl.core import events
 from etl.core.config import PostgresConfig
 from etl.core.errors import Interrupted, SchemaMissing
-from etl.core.ports import RunOutcome, StoredRejection, StoredRow, WriteResult
+from etl.core.ports import RowBatch, RunOutcome, StoredRejection, WriteResult
 from etl.core.statements import (
     COLUMNS,
+    COPY_HEADER,
+    COPY_TRAILER,
     CREATE_STAGING,
     INSERT_FROM_STAGING,
     INSERT_REJECTION,
@@ -46,7 +49,6 @@ from etl.core.statements import (
     REJECTIONS_TABLE,
     REPORTS_TABLE,
     STAGING,
-    copy_chunks,
     copy_sql,
     rejection_params,
 )
@@ -119,7 +121,7 @@ class PostgresSink:
                 )
 
     def write(
-        self, topic: str, rows: Sequence[StoredRow], rejections: Sequence[StoredRejection]
+        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
     ) -> WriteResult:
         params = [rejection_params(topic, r) for r in rejections]
         return self._retrying(lambda conn: self._write_once(conn, rows, params))
@@ -187,11 +189,11 @@ class PostgresSink:
     def _write_once(
         self,
         conn: psycopg.Connection[Any],
-        rows: Sequence[StoredRow],
+        rows: RowBatch,
         rejections: list[tuple[Any, ...]],
     ) -> WriteResult:
         inserted = 0
-        n_rows = len(rows)
+        n_rows = rows.count
         with conn.transaction() as tx, conn.cursor() as cur:
             if n_rows:
                 inserted = self._store_rows(conn, cur, rows)
@@ -202,7 +204,7 @@ class PostgresSink:
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)
 
     def _store_rows(
-        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows: Sequence[StoredRow]
+        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows: RowBatch
     ) -> int:
         """COPY the rows straight into new_reports; on a key already held, use the staging path.
 
@@ -214,17 +216,14 @@ class PostgresSink:
         """
         if self._staging_streak == 0:
             try:
-                with conn.transaction(), cur.copy(copy_sql(sql.Identifier(REPORTS_TABLE))) as cp:
-                    for chunk in copy_chunks(rows):
-                        cp.write(chunk)
+                with conn.transaction():
+                    _copy(cur, sql.Identifier(REPORTS_TABLE), rows)
                 return cur.rowcount
             except psycopg.errors.UniqueViolation:
                 self._staging_streak = _STAGING_STREAK
         self._staging_streak = max(0, self._staging_streak - 1)
         cur.execute(CREATE_STAGING)  # rare path: a no-op once the session has the table
-        with cur.copy(copy_sql(STAGING)) as copy:
-            for chunk in copy_chunks(rows):
-                copy.write(chunk)
+        _copy(cur, STAGING, rows)
         cur.execute(INSERT_FROM_STAGING)
         return cur.rowcount
 
@@ -290,3 +289,12 @@ class PostgresSink:
             wait_seconds=round(state.upcoming_sleep, 2),
             error=safe_text(exc),
         )
+
+
+def _copy(cur: psycopg.Cursor[Any], table: sql.Identifier, rows: RowBatch) -> None:
+    """One binary COPY of the batch's tuples, sent from the core's buffers without a copy."""
+    with cur.copy(copy_sql(table)) as copy:
+        copy.write(COPY_HEADER)
+        for chunk in rows.chunks:
+            copy.write(memoryview(chunk))
+        copy.write(COPY_TRAILER)

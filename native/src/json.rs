@@ -1,0 +1,514 @@
+//! Strict JSON (RFC 8259) scanning that keeps every value exactly as sent.
+//!
+//! The scanner walks a document once over input already checked to be UTF-8. It validates
+//! the grammar, reports each value's kind and byte span, and can copy a value compactly into
+//! a buffer while it walks: whitespace between tokens is left out, everything else (number
+//! spelling, string escapes, key order, repeated keys) is copied byte for byte. Nothing is
+//! ever parsed into numbers or re-serialised, so no value can change on its way through.
+//!
+//! It also notes two things a valid document can hold that PostgreSQL or a reader cannot
+//! store: `\u0000` escapes (counted, so a caller can tell which value held one) and lone
+//! UTF-16 surrogates (the first one's byte position).
+
+use std::borrow::Cow;
+
+/// Deeper documents are refused rather than risking the stack of the calling thread.
+pub const MAX_DEPTH: usize = 512;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+    Array,
+    Object,
+}
+
+impl Kind {
+    /// The name used in rejection details ("expected integer, got string").
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "boolean",
+            Kind::Int => "integer",
+            Kind::Float => "float",
+            Kind::Str => "string",
+            Kind::Array => "array",
+            Kind::Object => "object",
+        }
+    }
+}
+
+/// Why a document is not JSON, and the byte offset where that was found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub what: &'static str,
+    pub at: usize,
+}
+
+/// Where compact output goes: a buffer, or nowhere when a value is only validated.
+pub trait Out {
+    fn byte(&mut self, b: u8);
+    fn bytes(&mut self, s: &[u8]);
+}
+
+impl Out for Vec<u8> {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+    #[inline]
+    fn bytes(&mut self, s: &[u8]) {
+        self.extend_from_slice(s);
+    }
+}
+
+/// Validation only.
+pub struct Discard;
+
+impl Out for Discard {
+    #[inline]
+    fn byte(&mut self, _: u8) {}
+    #[inline]
+    fn bytes(&mut self, _: &[u8]) {}
+}
+
+/// An object key: the span of its JSON string including the quotes.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub start: usize,
+    pub end: usize,
+    pub escaped: bool,
+}
+
+pub struct Scanner<'a> {
+    pub buf: &'a [u8],
+    pub pos: usize,
+    /// `\u0000` escapes seen so far.
+    pub nuls: usize,
+    /// Byte offset of the first lone surrogate escape seen.
+    pub lone_surrogate: Option<usize>,
+    depth: usize,
+}
+
+type Result<T> = std::result::Result<T, SyntaxError>;
+
+impl<'a> Scanner<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Scanner {
+            buf,
+            pos: 0,
+            nuls: 0,
+            lone_surrogate: None,
+            depth: 0,
+        }
+    }
+
+    fn err<T>(&self, what: &'static str) -> Result<T> {
+        Err(SyntaxError { what, at: self.pos })
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    #[inline]
+    pub fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// After the top-level value: only whitespace may follow.
+    pub fn end(&mut self) -> Result<()> {
+        self.ws();
+        if self.pos < self.buf.len() {
+            return self.err("unexpected content after the document");
+        }
+        Ok(())
+    }
+
+    /// One value at the current position (leading whitespace skipped), copied compactly to
+    /// `out`; returns its kind.
+    pub fn value<O: Out>(&mut self, out: &mut O) -> Result<Kind> {
+        self.ws();
+        let start = self.pos;
+        match self.peek() {
+            Some(b'{') => {
+                self.begin(b'{')?;
+                out.byte(b'{');
+                let mut first = true;
+                let mut wrote = false;
+                while let Some(key) = self.next_member(&mut first)? {
+                    if wrote {
+                        out.byte(b',');
+                    }
+                    wrote = true;
+                    out.bytes(&self.buf[key.start..key.end]);
+                    out.byte(b':');
+                    self.value(out)?;
+                }
+                out.byte(b'}');
+                Ok(Kind::Object)
+            }
+            Some(b'[') => {
+                self.begin(b'[')?;
+                out.byte(b'[');
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    self.depth -= 1;
+                } else {
+                    loop {
+                        self.value(out)?;
+                        self.ws();
+                        match self.peek() {
+                            Some(b',') => {
+                                self.pos += 1;
+                                out.byte(b',');
+                            }
+                            Some(b']') => {
+                                self.pos += 1;
+                                self.depth -= 1;
+                                break;
+                            }
+                            _ => return self.err("expected ',' or ']' in an array"),
+                        }
+                    }
+                }
+                out.byte(b']');
+                Ok(Kind::Array)
+            }
+            Some(b'"') => {
+                self.string()?;
+                out.bytes(&self.buf[start..self.pos]);
+                Ok(Kind::Str)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let kind = self.number()?;
+                out.bytes(&self.buf[start..self.pos]);
+                Ok(kind)
+            }
+            Some(b't') => self.literal(b"true", Kind::Bool, out),
+            Some(b'f') => self.literal(b"false", Kind::Bool, out),
+            Some(b'n') => self.literal(b"null", Kind::Null, out),
+            None => self.err("unexpected end of the document"),
+            Some(_) => self.err("expected a value"),
+        }
+    }
+
+    /// Enter an object or array whose opening byte is at the current position.
+    pub fn begin(&mut self, open: u8) -> Result<()> {
+        if self.peek() != Some(open) {
+            return self.err("expected an object");
+        }
+        if self.depth >= MAX_DEPTH {
+            return self.err("nesting deeper than 512 levels");
+        }
+        self.depth += 1;
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// The next member's key of the object being walked, positioned at its value; `None`
+    /// after the closing brace. `first` is true before the first member.
+    pub fn next_member(&mut self, first: &mut bool) -> Result<Option<Key>> {
+        self.ws();
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                self.depth -= 1;
+                return Ok(None);
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                self.ws();
+            }
+            _ if *first => {}
+            _ => return self.err("expected ',' or '}' in an object"),
+        }
+        *first = false;
+        if self.peek() != Some(b'"') {
+            return self.err("expected a string key in an object");
+        }
+        let start = self.pos;
+        let escaped = self.string()?;
+        let key = Key {
+            start,
+            end: self.pos,
+            escaped,
+        };
+        self.ws();
+        if self.peek() != Some(b':') {
+            return self.err("expected ':' after an object key");
+        }
+        self.pos += 1;
+        Ok(Some(key))
+    }
+
+    /// A string at the current position (on its opening quote); true when it holds escapes.
+    fn string(&mut self) -> Result<bool> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            self.skip_plain();
+            let Some(&b) = self.buf.get(self.pos) else {
+                return self.err("unterminated string");
+            };
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                0..=0x1f => return self.err("unescaped control character in a string"),
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// Skip string bytes that need no attention (not `"`, `\\` or a control character),
+    /// eight at a time: reports are mostly text, so this loop is most of the work.
+    #[inline]
+    fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = self.buf.get(self.pos..self.pos + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let slash = w ^ (ONES * u64::from(b'\\'));
+            let hit = (quote.wrapping_sub(ONES) & !quote)
+                | (slash.wrapping_sub(ONES) & !slash)
+                | (w.wrapping_sub(ONES * 0x20) & !w);
+            let hit = hit & HIGH;
+            if hit != 0 {
+                // The lowest flagged byte is exact; flags above it may be false alarms.
+                self.pos += (hit.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.pos += 8;
+        }
+    }
+
+    fn escape(&mut self) -> Result<()> {
+        let at = self.pos;
+        match self.buf.get(self.pos + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 2;
+                Ok(())
+            }
+            Some(b'u') => {
+                let unit = self.hex4(self.pos + 2)?;
+                self.pos += 6;
+                match unit {
+                    0 => self.nuls += 1,
+                    0xD800..=0xDBFF => {
+                        let low = if self.buf.get(self.pos..self.pos + 2) == Some(b"\\u") {
+                            self.hex4(self.pos + 2).ok()
+                        } else {
+                            None
+                        };
+                        if matches!(low, Some(0xDC00..=0xDFFF)) {
+                            self.pos += 6;
+                        } else {
+                            self.lone_surrogate.get_or_insert(at);
+                        }
+                    }
+                    0xDC00..=0xDFFF => {
+                        self.lone_surrogate.get_or_insert(at);
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+            _ => self.err("invalid escape in a string"),
+        }
+    }
+
+    fn hex4(&self, at: usize) -> Result<u32> {
+        let digits = self.buf.get(at..at + 4).ok_or(SyntaxError {
+            what: "invalid \\u escape in a string",
+            at: self.pos,
+        })?;
+        let mut unit = 0;
+        for &d in digits {
+            let v = (d as char).to_digit(16).ok_or(SyntaxError {
+                what: "invalid \\u escape in a string",
+                at: self.pos,
+            })?;
+            unit = unit * 16 + v;
+        }
+        Ok(unit)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<Kind> {
+        let mut kind = Kind::Int;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return self.err("invalid number"),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            kind = Kind::Float;
+            if self.digits() == 0 {
+                return self.err("invalid number: no digit after the decimal point");
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            kind = Kind::Float;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return self.err("invalid number: no digit in the exponent");
+            }
+        }
+        Ok(kind)
+    }
+
+    fn literal<O: Out>(&mut self, word: &'static [u8], kind: Kind, out: &mut O) -> Result<Kind> {
+        if self.buf.get(self.pos..self.pos + word.len()) != Some(word) {
+            return self.err("expected a value");
+        }
+        self.pos += word.len();
+        out.bytes(word);
+        Ok(kind)
+    }
+}
+
+/// The text of a JSON string token (with its quotes), escapes resolved. A lone surrogate
+/// becomes U+FFFD: such a message is rejected anyway, the text is only compared or shown.
+pub fn unescape(token: &str, escaped: bool) -> Cow<'_, str> {
+    let inner = &token[1..token.len() - 1];
+    if !escaped {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut units = inner.char_indices();
+    let bytes = inner.as_bytes();
+    let hex = |at: usize| u32::from_str_radix(&inner[at..at + 4], 16).unwrap_or(0xFFFD);
+    while let Some((i, c)) = units.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let (_, e) = units.next().unwrap_or((i, '\\'));
+        match e {
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'u' => {
+                let mut unit = hex(i + 2);
+                for _ in 0..4 {
+                    units.next();
+                }
+                if (0xD800..0xDC00).contains(&unit) && bytes.get(i + 6..i + 8) == Some(b"\\u") {
+                    let low = hex(i + 8);
+                    if (0xDC00..0xE000).contains(&low) {
+                        unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                        for _ in 0..6 {
+                            units.next();
+                        }
+                    }
+                }
+                out.push(char::from_u32(unit).unwrap_or('\u{FFFD}'));
+            }
+            other => out.push(other),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compact(doc: &str) -> std::result::Result<String, SyntaxError> {
+        let mut sc = Scanner::new(doc.as_bytes());
+        let mut out = Vec::new();
+        sc.value(&mut out)?;
+        sc.end()?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn compaction_keeps_every_token_as_sent() {
+        let doc = " { \"a\" : [ 1 , -1e-400 , 1E400 , 123456789012345678901234567890 ] ,\n\t\"b\\u0041\" : \"x y\\n\" , \"a\" : { } , \"e\" : [ ] , \"n\" : null , \"t\" : true } ";
+        assert_eq!(
+            compact(doc).unwrap(),
+            "{\"a\":[1,-1e-400,1E400,123456789012345678901234567890],\"b\\u0041\":\"x y\\n\",\"a\":{},\"e\":[],\"n\":null,\"t\":true}"
+        );
+    }
+
+    #[test]
+    fn grammar_errors_are_found() {
+        for bad in [
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            "1e",
+            "-",
+            "\"\\x\"",
+            "\"a",
+            "{\"a\" 1}",
+            "[1 2]",
+            "tru",
+            "{1:2}",
+            "\"\t\"",
+            "[] x",
+            "",
+        ] {
+            assert!(compact(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn nul_escapes_and_lone_surrogates_are_noted() {
+        let mut sc = Scanner::new(br#"["\u0000", "\ud83d\ude00", "\udc00"]"#);
+        sc.value(&mut Discard).unwrap();
+        assert_eq!(sc.nuls, 1);
+        assert_eq!(sc.lone_surrogate, Some(28));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowing() {
+        let doc = "[".repeat(100_000);
+        assert_eq!(
+            compact(&doc).unwrap_err().what,
+            "nesting deeper than 512 levels"
+        );
+    }
+
+    #[test]
+    fn unescape_resolves_pairs() {
+        assert_eq!(
+            unescape(r#""a\u0041\ud83d\ude00\n""#, true),
+            "aA\u{1F600}\n"
+        );
+        assert_eq!(unescape(r#""plain""#, false), "plain");
+    }
+}

@@ -1,0 +1,16 @@
+//! The compiled core of `etl`: message values in, PostgreSQL binary COPY rows and
+//! rejections out, one call per slice of a batch (see `etl/decode.py` for the contract).
+//!
+//! `json` scans strict JSON keeping every token as sent, `fields` holds the scalar rules,
+//! `message` applies the message contract to one value, `copy` writes binary COPY tuples and
+//! `batch` runs a slice. `python` (feature "python", turned on by maturin) is the module
+//! `etl.core._native`; without it `cargo test` checks the rules alone.
+
+pub mod batch;
+pub mod copy;
+pub mod fields;
+pub mod json;
+pub mod message;
+
+#[cfg(feature = "python")]
+mod python;
