@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from etl.cli.app import app
 from etl.cli.render import table_lines, to_toml
-from etl.core.config import load_config
+from etl.core.config_sources import load_config
 
 NO_ETL_ENV = {k: None for k in os.environ if k.startswith("ETL_")}
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.cli.app import app
-from etl.core.config import load_config
+from etl.core.config_sources import load_config
 from etl.core.errors import ConfigError
 from etl.core.suggest import closest
 

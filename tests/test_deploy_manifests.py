@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from etl.core.config import load_config
+from etl.core.config_sources import load_config
 from etl.core.errors import EXIT_CODES, PERMANENT_EXIT_CODES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,8 @@ from typer.core import TyperGroup
 
 from etl.cli import logs
 from etl.cli.logs import escape_controls
-from etl.core.config import Config, load_config
+from etl.core.config import Config
+from etl.core.config_sources import load_config
 from etl.core.errors import ConfigError, EtlError
 
 
