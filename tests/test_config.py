@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from etl.cli.app import app
-from etl.core.config_sources import load_config
+from etl.core.config_sources import NOT_CONFIG_VARS, load_config
 from etl.core.errors import ConfigError
 from etl.core.suggest import closest
 
@@ -200,3 +201,15 @@ def test_closest_name_ignores_case_and_underscore_runs_and_gives_up_when_far() -
     assert closest("topik", ["topic", "group_id"]) == "topic"
     assert closest("dns", ["dsn", "connect_timeout_seconds"]) == "dsn"
     assert closest("color", ["topic", "group_id"]) is None
+
+
+def test_every_variable_of_the_dev_scripts_is_known_not_to_be_a_configuration_key() -> None:
+    root = Path(__file__).resolve().parents[1]
+    scripts = [*root.glob("dev/*.sh"), root / ".ci" / "run"]
+    names = {
+        name
+        for script in scripts
+        for name in re.findall(r"\bETL_[A-Z_]+\b", script.read_text())
+        if "__" not in name and name != "ETL_CONFIG"
+    }
+    assert names <= NOT_CONFIG_VARS, names - NOT_CONFIG_VARS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,8 @@ from typing import Any
 
 import orjson
 import psycopg
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, ConsumerGroupState
+from confluent_kafka.admin import AdminClient
 
 from tests.helpers.runs import (
     ETL,
@@ -33,6 +35,21 @@ from tests.helpers.runs import (
 from tests.helpers.services import ROOT, Services
 
 SESSION = {"ETL_KAFKA__CLIENT__SESSION_TIMEOUT_MS": "6000"}
+HELD_ETL = (sys.executable, str(ROOT / "tests" / "helpers" / "hold_before_commit.py"), "run")
+
+
+def _rebalancing(services: Services, group: str) -> bool:
+    """The group is rebalancing: a new member asked to join."""
+    admin = AdminClient({"bootstrap.servers": services.kafka})
+    found = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return (
+        found.state
+        in (
+            ConsumerGroupState.PREPARING_REBALANCING,
+            ConsumerGroupState.COMPLETING_REBALANCING,
+        )
+        or len(found.members) > 1
+    )
 
 
 def _start(env: dict[str, str], log: Path, *cmd: str) -> subprocess.Popen[bytes]:
@@ -161,7 +178,16 @@ def test_two_copies_started_together_both_exit_0_and_reread_little(
     produce(topic, [(i % 6, good(i)) for i in range(30000)])
     env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="100", **SESSION)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    procs = [_start(env, log) for log in logs]
+    # The first copy holds before its second commit until the second copy has joined, so the
+    # rebalance comes mid-way however fast the first would drain the topic alone.
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    first = _start({**env, "HOLD_BEFORE_COMMIT_DIR": str(hold)}, logs[0], *HELD_ETL)
+    _wait_until((hold / "ready").exists, 60, "the first copy's second commit")
+    second = _start(env, logs[1])
+    _wait_until(lambda: _rebalancing(services, group), 60, "the second copy to join")
+    (hold / "go").touch()
+    procs = [first, second]
     docs = [_finish(p, log) for p, log in zip(procs, logs, strict=True)]
     _assert_all_loaded_once(schema_db, 30000)
     assert committed(services, group, topic, 6) == dict.fromkeys(range(6), 5000)

@@ -45,7 +45,13 @@ _MAPPING_KEYS = {("kafka", "client"), ("pushgateway", "grouping_key")}
 
 # Variables of the dev scripts (dev/services.sh), not configuration keys.
 NOT_CONFIG_VARS = frozenset(
-    {"ETL_SERVICES_DIR", "ETL_PG_PORT", "ETL_KAFKA_PORT", "ETL_PUSHGATEWAY_PORT"}
+    {
+        "ETL_SERVICES_DIR",
+        "ETL_PG_PORT",
+        "ETL_KAFKA_PORT",
+        "ETL_PUSHGATEWAY_PORT",
+        "ETL_MINIMUM_VENV",
+    }
 )
 
 
