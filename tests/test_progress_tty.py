@@ -78,7 +78,10 @@ def test_a_run_on_a_terminal_shows_live_progress_then_one_summary(
     with psycopg.connect(schema_db) as lock:
         lock.execute("LOCK TABLE new_reports IN EXCLUSIVE MODE")  # writes wait, reads do not
         tmux("new-session", "-d", "-s", "etl", "-x", "100", "-y", "40", f"sh {script}")
-        held = wait_for_screen(tmux, lambda s: "/700 msg" in s and " lag" in s)
+        # the run is held once its first batch is decoded (rejections counted) and being written
+        held = wait_for_screen(
+            tmux, lambda s: "/700 msg" in s and " lag" in s and "rejected 2" in s
+        )
         time.sleep(1.2)
         later = tmux("capture-pane", "-p", "-t", "etl")
         lock.rollback()
