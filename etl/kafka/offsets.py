@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ from etl.kafka.waits import Waiter
 log = events.logger(__name__)
 
 REQUEST_TIMEOUT = 10.0
+_TIME_LOOKUP_ATTEMPTS = 3
 # librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
 CLIENT_DEFAULTS = {
     # librdkafka's prefetch: smaller values measured 20-35% slower with large reports.
@@ -227,10 +229,22 @@ def _offsets_for_times(consumer: Any, topic: str, parts: list[int], when: Any) -
     if when is None:
         return {}
     millis = int(when.timestamp() * 1000)
-    found = consumer.offsets_for_times(
-        [TopicPartition(topic, p, millis) for p in parts], timeout=REQUEST_TIMEOUT
+    for attempt in range(_TIME_LOOKUP_ATTEMPTS):
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic, p, millis) for p in parts], timeout=REQUEST_TIMEOUT
+        )
+        failed = [tp for tp in found if tp.error is not None]
+        if not failed:
+            return {tp.partition: tp.offset for tp in found}
+        # An answer with an error (a leader moving, a new topic) is not "no message at or
+        # after": never read it as an empty window. Asked again, then a Kafka failure.
+        if attempt + 1 < _TIME_LOOKUP_ATTEMPTS:
+            time.sleep(0.5)
+    tp = failed[0]
+    raise KafkaUnavailable(
+        f"cannot look up the offset of {when.isoformat()} in partition {tp.partition}: "
+        f"{tp.error.str()}"
     )
-    return {tp.partition: tp.offset for tp in found}
 
 
 def describe(exc: KafkaException) -> str:
