@@ -92,13 +92,18 @@ def schema_db(database: str) -> str:
 
 @pytest.fixture
 def make_topic(services: Services) -> Iterator[Callable[[int], str]]:
-    """Create uniquely named topics with N partitions; deleted at the end of the test."""
+    """Create uniquely named topics with N partitions; deleted at the end of the test.
+
+    Time-based retention is off on them: several tests stamp messages months in the past, and the
+    broker's retention check (every 5 minutes) would otherwise delete them mid-test, at random.
+    Tests of retention delete records explicitly."""
     admin = AdminClient({"bootstrap.servers": services.kafka})
     created: list[str] = []
 
     def create(partitions: int) -> str:
         name = f"etl-test-{uuid.uuid4().hex[:10]}"
-        futures = admin.create_topics([NewTopic(name, partitions, 1)])
+        topic = NewTopic(name, partitions, 1, config={"retention.ms": "-1"})
+        futures = admin.create_topics([topic])
         for fut in futures.values():
             fut.result(timeout=30)
         created.append(name)
