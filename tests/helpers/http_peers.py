@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers.private_postgres import free_port
+from tests.helpers.services import free_port
 
 # bcrypt of PUSHGATEWAY_PASSWORD (cost 4), for the Pushgateway's web config.
 PUSHGATEWAY_USER = "etl"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.helpers.services import SCHEMA
+from tests.helpers.services import SCHEMA, free_port
 
 
 def _pg_bin() -> Path:
@@ -32,12 +31,6 @@ def _pg_bin() -> Path:
     if found is None:
         raise AssertionError("PostgreSQL server binaries (initdb) not found; run dev/services.sh")
     return Path(found).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.helpers.services import free_port
 
 CLUSTER_ID = "etl-private-cluster-01"  # 22 characters: a base64 UUID as KRaft wants it
 SASL_USER = "etl"
@@ -33,13 +34,6 @@ def kafka_libs() -> Path:
     if not (libs / ".complete").exists():
         raise RuntimeError(f"no Kafka jars in {libs}: run dev/services.sh install first")
     return libs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class PrivateKafka:
