@@ -200,9 +200,10 @@ def kafka_read(bootstrap: str, topic: str, isolation: str) -> Measured:
             "enable.auto.commit": False,
             "isolation.level": isolation,
             "enable.partition.eof": True,
-            # The job's own librdkafka defaults (etl/source.py), so only the loop differs.
-            "queued.max.messages.kbytes": 65536,
+            # The job's own librdkafka defaults (etl/kafka/offsets.py), so only the loop differs.
+            "queued.max.messages.kbytes": 16384,
             "fetch.wait.max.ms": 100,
+            "fetch.queue.backoff.ms": 10,
         }
     )
     parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions

@@ -11,10 +11,14 @@ A crash between 3 and 5 makes the next run re-read the batch; the sink's ``ON CO
 NOTHING`` turns that replay into duplicates skipped, never duplicate rows. Nothing is committed
 to Kafka that is not in the database.
 
-Steps 1-2 of batch N+1 overlap step 3 of batch N: the write runs on one worker thread, with at
-most one batch in flight, and batch N's steps 4-5 happen on this thread before batch N+1 is
-handed over. So the core decodes (with the GIL released) while PostgreSQL ingests, the order
-of commits is unchanged, and at most two batches are held in memory.
+Three kinds of work overlap, on three kinds of thread: this one reads slices from the source;
+the decoding thread turns each slice into rows (the core releases the GIL) while the next one
+is read; ``writers`` sink threads each store one batch, on a connection of their own, so the
+server ingests with more than one core. Steps 4-5 stay on this thread and in batch order:
+batch N is completed (waited for, tracked, committed) before batch N + 1, whatever finished
+first, so a committed offset never passes a batch that is not yet durable. Memory: the values
+of the batch being read and of the batches being stored share ``max_bytes``, each batch
+carrying at most ``max_bytes / (writers + 1)``.
 
 The loop ends when the source is finished (a group member: the whole topic committed up to
 its stop offsets, by this copy or another; see `etl.kafka.source`), or, after a stop request
@@ -33,6 +37,7 @@ import contextvars
 import dataclasses
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -69,6 +74,7 @@ OnBatch = Callable[[Sequence[PartitionProgress], RunCounts], None]
 
 
 _FIRST_SLICE_DIVISOR = 32
+_SLICES = 2  # a batch is read in slices of batch_bytes / _SLICES
 
 
 @contextlib.contextmanager
@@ -96,11 +102,12 @@ class RunSettings:
 
     topic: str
     max_messages: int
-    max_bytes: int
+    max_bytes: int  # values held at once, across the batch being read and those being stored
     clock_skew: timedelta
     group_id: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)  # recorded in the runs table
     dry_run: bool = False
+    writers: int = 1  # batches stored at once, each on its own connection
 
 
 @dataclass
@@ -136,17 +143,25 @@ class Run:
     on_batch: OnBatch | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     clock: Callable[[], float] = time.monotonic
-    _writer: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-sink")
-    )
     counts: RunCounts = field(default_factory=RunCounts)
-    _pending: _InFlight | None = None
+    _pending: deque[_InFlight] = field(default_factory=deque)  # oldest first
     _run_id_token: Token[int | None] | None = None
     _committed: dict[int, int] = field(default_factory=dict)
-    _slice_bytes: int = 0  # the next slice's byte budget, growing to max_bytes / 2
+    _slice_bytes: int = 0  # the next slice's byte budget, growing to batch_bytes / 2
 
     def __post_init__(self) -> None:
         self._decoder = BatchDecoder(self.counts)
+        self._decoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-decode")
+        self._writer = ThreadPoolExecutor(
+            max_workers=max(1, self.settings.writers), thread_name_prefix="etl-sink"
+        )
+
+    @property
+    def batch_bytes(self) -> int:
+        """One batch's share of ``max_bytes``: the values held at once by the batch being read
+        and the ``writers`` batches being stored stay within ``max_bytes``."""
+        s = self.settings
+        return max(1, s.max_bytes // (max(1, s.writers) + 1))
 
     def execute(self) -> RunSummary:
         """Returns the summary; re-raises only unexpected errors (bugs), after reporting them."""
@@ -177,63 +192,85 @@ class Run:
         summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
         self._run_id_token = events.RUN_ID.set(summary.run_id)  # every later line carries it
         self._committed: dict[int, int] = {}
-        self._slice_bytes = max(1, s.max_bytes // _FIRST_SLICE_DIVISOR)
+        self._slice_bytes = max(1, self.batch_bytes // _FIRST_SLICE_DIVISOR)
         with _collect_per_batch():
             while not self.source.finished() and not self.stop_requested():
                 rows, rejections, offsets, revoked = self._read_decoded()
                 if revoked:  # revoked while this batch was read: their new owner reads them
                     rows = rows_of_partitions(rows, offsets.keys())
                     rejections = [r for r in rejections if r.message.partition in offsets]
-                self._complete_pending()  # batch N: durable, tracked, committed ...
+                while len(self._pending) >= max(1, s.writers):
+                    self._complete_oldest()  # durable, tracked, committed, in batch order
                 write = None
-                if rows.count or rejections:  # ... before batch N+1 is handed to the writer
+                if rows.count or rejections:
                     write = self._writer.submit(
                         contextvars.copy_context().run, self.sink.write, s.topic, rows, rejections
                     )
-                self._pending = _InFlight(write, offsets, rows, rejections)
+                self._pending.append(_InFlight(write, offsets, rows, rejections))
+                if self.source.exhausted():  # store and commit now, not after the source's wait
+                    self._complete_pending()
                 gc.collect(1)
             self._complete_pending()
 
     def _read_decoded(
         self,
     ) -> tuple[RowBatch, list[StoredRejection], dict[int, int], set[int]]:
-        """One batch (``max_messages``/``max_bytes`` of values), decoded as it is read.
+        """One batch (``max_messages`` messages, `batch_bytes` of values at most), decoded as
+        it is read.
 
-        It is read in two halves, each decoded at once, so raw values of half a batch at most
-        are held beside its rows: memory stays near two batches of rows (this one and the one
-        being written) plus librdkafka's prefetch. Smaller slices measured slower: draining the
-        prefetch queue in small steps keeps the fetcher and the broker busy on the same cores.
-        Only the first batches are smaller (1/32, 1/8, then 1/2 of ``max_bytes``), so that the
-        database starts working early instead of waiting for a whole first batch. The last
-        value returned is the partitions revoked by a rebalance while the batch was read.
+        It is read in slices of half a batch; each slice is decoded on the decoding thread
+        (the core releases the GIL) while the next one is read, so raw values of two slices at
+        most are held beside the rows. Only the first batches are smaller (1/32, 1/8, then 1/2
+        of a batch), so that the database starts working early instead of waiting for a whole
+        first batch. The last value returned is the partitions revoked by a rebalance while
+        the batch was read.
         """
         s = self.settings
+        limit = self.batch_bytes
         rows = RowBatch()
         rejections: list[StoredRejection] = []
         offsets: dict[int, int] = {}
         held: set[int] = set()  # every partition owned at some slice of this batch
         count = size = 0
         latest_allowed = self.now() + s.clock_skew
-        slice_bytes = min(max(1, s.max_bytes // 2), self._slice_bytes)
+        slice_bytes = min(max(1, limit // _SLICES), self._slice_bytes)
         self._slice_bytes *= 4
-        while count < s.max_messages and size < s.max_bytes:
+        decoding: Future[None] | None = None  # the previous slice, decoded while this one is read
+        while count < s.max_messages and size < limit:
             part = self.source.read_batch(
-                s.max_messages - count, min(s.max_bytes - size, slice_bytes), self.stop_requested
+                s.max_messages - count, min(limit - size, slice_bytes), self.stop_requested
             )
             count += len(part.messages)
             size += part.size_bytes
             offsets = part.next_offsets
             held.update(offsets)
-            self._decoder.decode_into(part, latest_allowed, rows, rejections)
-            if not part.messages or self.source.finished() or self.stop_requested():
+            last = not part.messages or self.source.exhausted() or self.stop_requested()
+            if decoding is not None:
+                decoding.result()
+            decoding = self._decoding.submit(
+                contextvars.copy_context().run,
+                self._decoder.decode_into,
+                part,
+                latest_allowed,
+                rows,
+                rejections,
+            )
+            if last:  # decided before the decoder empties the slice
                 break
+        if decoding is not None:
+            decoding.result()
         return rows, rejections, offsets, held - offsets.keys()
 
     def _complete_pending(self) -> None:
-        """Wait for the batch in flight to be stored, then flush its events, commit its offsets."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
+        """Complete every batch in flight, oldest first."""
+        while self._pending:
+            self._complete_oldest()
+
+    def _complete_oldest(self) -> None:
+        """Wait for the oldest batch in flight to be stored, then flush its events and commit
+        its offsets. Later batches may be stored already; their offsets wait for their turn,
+        so a committed offset never passes a batch that is not yet durable."""
+        pending = self._pending.popleft()
         if pending.write is not None:
             result = self._stored(pending.write)  # re-raises the sink's error: nothing committed
             self.counts.add("etl_rows_inserted", result.inserted)
@@ -276,6 +313,7 @@ class Run:
     def _finish(self, summary: RunSummary, duration: float) -> None:
         # A write still in flight after a failure elsewhere must end before the sink is reused;
         # its offsets stay uncommitted, so the next run re-reads (and skips) that batch.
+        self._decoding.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         summary.duration_seconds = duration
         m = self.counts

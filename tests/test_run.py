@@ -63,6 +63,9 @@ class FakeSource:
     def finished(self) -> bool:
         return self.started and self.part.done
 
+    def exhausted(self) -> bool:
+        return self.finished()
+
     def read_batch(
         self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
     ) -> Batch:
@@ -312,3 +315,92 @@ def test_a_stop_during_a_stuck_write_cancels_it_in_the_database_and_commits_noth
     assert summary.exit_code == 6
     assert events.count("cancel") == 1
     assert source.committed == {}  # the batch was not stored: its offsets stay uncommitted
+
+
+class SlicedSource(FakeSource):
+    """Hands out one message per call, and never more bytes than asked for after the first."""
+
+    def read_batch(
+        self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
+    ) -> Batch:
+        return super().read_batch(min(1, max_messages), max_bytes, stop_requested)
+
+
+def run_writers(source: FakeSource, sink: FakeSink, writers: int, max_bytes: int = 1 << 20) -> Any:
+    publisher = RunMetrics(PushgatewayConfig(url="", job="etl"))
+    settings = RunSettings("t", 2, max_bytes, timedelta(minutes=5), writers=writers)
+    return execute(
+        settings,
+        source=source,
+        sink=sink,
+        publisher=publisher,
+        stop_requested=lambda: False,
+        now=lambda: NOW,
+    )
+
+
+def test_a_batch_is_read_in_several_slices_up_to_its_limits() -> None:
+    events: list[str] = []
+    sink = FakeSink(events)
+    summary = run_writers(SlicedSource(events, msgs(*map(value, range(1, 6))), 5), sink, 1)
+    assert summary.exit_code == 0
+    assert [e for e in events if e.startswith("write")] == ["write 2+0", "write 2+0", "write 1+0"]
+    assert "read 0" not in events  # an exhausted source is not asked again
+
+
+def test_the_held_batches_share_max_bytes() -> None:
+    events: list[str] = []
+    size = len(value(1))
+    # 3 writers + the batch being read share 4 values' worth: one message per batch
+    summary = run_writers(
+        SlicedSource(events, msgs(*map(value, range(1, 5))), 4), FakeSink(events), 3, 4 * size
+    )
+    assert summary.exit_code == 0
+    assert [e for e in events if e.startswith("write")] == ["write 1+0"] * 4
+
+
+class Overlapping(FakeSink):
+    """The first write waits until the second one is stored: two batches in flight at once."""
+
+    def __init__(self, events: list[str], fail_first: bool = False) -> None:
+        super().__init__(events)
+        self.fail_first = fail_first
+        self.second_stored = threading.Event()
+        self.lock = threading.Lock()
+
+    def write(
+        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
+    ) -> WriteResult:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == 1:
+            assert self.second_stored.wait(timeout=10), "the second batch was not written at once"
+            if self.fail_first:
+                raise PostgresUnavailable("PostgreSQL unavailable: connection reset")
+        with self.lock:
+            self.events.append(f"write {call}")
+        if call == 2:
+            self.second_stored.set()
+        return WriteResult(rows.count, 0)
+
+
+def test_batches_stored_at_once_are_committed_in_batch_order() -> None:
+    events: list[str] = []
+    source = FakeSource(events, msgs(*map(value, range(1, 7))), 6)
+    summary = run_writers(source, Overlapping(events), writers=2)
+    assert summary.exit_code == 0
+    writes_and_commits = [e for e in events if e.startswith(("write", "commit"))]
+    # batch 2 was stored first, but its offsets wait until batch 1 is stored
+    assert writes_and_commits[:4] == ["write 2", "write 1", "commit {0: 2}", "commit {0: 4}"]
+    assert source.committed == {0: 6}
+
+
+def test_a_failed_older_batch_commits_nothing_of_a_newer_one_already_stored() -> None:
+    events: list[str] = []
+    source = FakeSource(events, msgs(*map(value, range(1, 7))), 6)
+    summary = run_writers(source, Overlapping(events, fail_first=True), writers=2)
+    assert summary.exit_code == PostgresUnavailable.exit_code
+    assert "write 2" in events
+    assert source.committed == {}
+    assert [(p.start, p.next) for p in summary.partitions] == [(0, 0)]

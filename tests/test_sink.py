@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import orjson
@@ -269,3 +270,33 @@ def test_session_settings_keep_what_the_dsn_says(schema_db: str) -> None:
     assert sink._connection().execute("SHOW statement_timeout").fetchone() == ("12s",)
     assert sink._connection().execute("SHOW synchronous_commit").fetchone() == ("on",)
     sink.close()
+
+
+def test_writers_on_two_threads_use_two_connections_and_cross_duplicates_are_kept_once(
+    schema_db: str,
+) -> None:
+    """Two batches holding each other's keys, stored at once: whichever waits for the other
+    (or is chosen as a deadlock victim and retried) skips the keys the other stored."""
+    sink = PostgresSink(PostgresConfig(dsn=schema_db))
+    first = joined(*(row(org, offset=org) for org in range(1, 200)))
+    second = joined(*(row(org, offset=1000 + org) for org in range(199, 0, -1)))
+    barrier = threading.Barrier(2)
+    backends: set[int] = set()
+    results: list[tuple[int, int]] = []
+
+    def store(batch: RowBatch) -> None:
+        barrier.wait(timeout=10)
+        result = sink.write("t", batch, [])
+        results.append((result.inserted, result.duplicates))
+        backends.add(sink._connection().info.backend_pid)
+
+    threads = [threading.Thread(target=store, args=(b,)) for b in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    sink.close()
+    assert len(backends) == 2
+    assert sum(r[0] for r in results) == 199
+    assert sum(r[1] for r in results) == 199
+    assert [org for org, _, _ in stored(schema_db)] == list(range(1, 200))

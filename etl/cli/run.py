@@ -219,6 +219,7 @@ def run(
         group_id=cfg.kafka.group_id,
         options=options,
         dry_run=dry_run,
+        writers=cfg.postgres.writers,
     )
     source = KafkaSource(cfg.kafka, aim, stop_requested=stop)
     counts = RunCounts()

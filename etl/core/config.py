@@ -73,6 +73,9 @@ class PostgresConfig:
     # A batch statement running longer than this is cancelled; the budget above counts from
     # that failure, so the batch is retried whatever the two values.
     statement_timeout_seconds: float = 600.0
+    # Batches stored at once, each in its own transaction on its own connection: the server
+    # then uses more than one core. Kafka offsets are still committed in batch order.
+    writers: int = 2
 
     def __post_init__(self) -> None:
         try:
@@ -90,6 +93,7 @@ class PostgresConfig:
         _require(
             self.statement_timeout_seconds > 0, "postgres.statement_timeout_seconds", "must be > 0"
         )
+        _require(1 <= self.writers <= 8, "postgres.writers", "must be between 1 and 8")
 
     @property
     def has_password(self) -> bool:

@@ -110,6 +110,11 @@ class Source(Protocol):
         """True once assigned, every assigned partition has reached its stop offset and, for a
         consumer-group member, every partition of the topic was committed up to its stop."""
 
+    def exhausted(self) -> bool:
+        """True when nothing is left to hand out now: every partition owned has been read up to
+        its stop offset (a rebalance may still bring more). The run then stores and commits
+        what it holds instead of keeping it in flight while the source waits."""
+
     def commit(self, next_offsets: Mapping[int, int]) -> Mapping[int, int]:
         """Commit these next offsets for the consumer group, those of partitions owned now
         only, under a deadline; the offsets it took (all owned ones when it writes none)."""

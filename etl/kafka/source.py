@@ -122,6 +122,9 @@ class KafkaSource:
             return False
         return self._aim.explicit or (self._drain is not None and self._drain.complete())
 
+    def exhausted(self) -> bool:
+        return not self._carry and self._all_read()
+
     def read_batch(
         self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
     ) -> Batch:

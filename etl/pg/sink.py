@@ -26,6 +26,7 @@ nothing.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -93,7 +94,8 @@ class PostgresSink:
         self._sleep = sleep
         self._clock = clock
         self._stop_requested = stop_requested
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conns: dict[int, psycopg.Connection[Any]] = {}  # one per writing thread
+        self._conns_lock = threading.Lock()
         self._run_conn: psycopg.Connection[Any] | None = None  # holds the live run's lock
         self._staging_streak = 0  # batches left to send through staging after a conflict
 
@@ -162,8 +164,9 @@ class PostgresSink:
         with SQLSTATE 57014, its transaction rolls back, and with a stop requested the retry
         loop ends it as `Interrupted`. Never raises; a failed cancel leaves the write running.
         """
-        conn = self._conn
-        if conn is not None and not conn.closed:
+        with self._conns_lock:
+            live = [c for c in self._conns.values() if not c.closed]
+        for conn in live:
             try:
                 conn.cancel_safe(timeout=_CANCEL_SECONDS)
             except psycopg.Error as exc:
@@ -171,13 +174,18 @@ class PostgresSink:
 
     def close(self) -> None:
         """Release the connections; closing the run's own one frees its advisory lock."""
-        self._close_batch_connection()
+        with self._conns_lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            conn.close()
         self._close_run_connection()
 
     def _close_batch_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the calling thread's connection (after a failure: the next attempt opens anew)."""
+        with self._conns_lock:
+            conn = self._conns.pop(threading.get_ident(), None)
+        if conn is not None:
+            conn.close()
 
     def _close_run_connection(self) -> None:
         if self._run_conn is not None:
@@ -228,12 +236,16 @@ class PostgresSink:
         return cur.rowcount
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
+        """The calling thread's connection: writers on several threads never share one."""
+        key = threading.get_ident()
+        conn = self._conns.get(key)
+        if conn is None or conn.closed:
             conn = open_session(self._cfg)
             conn.execute("SET synchronous_commit TO on")
             conn.commit()
-            self._conn = conn
-        return self._conn
+            with self._conns_lock:
+                self._conns[key] = conn
+        return conn
 
     def _retrying(self, operation: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``operation`` on a live connection; retry it only on transient errors."""
