@@ -235,7 +235,7 @@ fn report_members(
         wrote = true;
         out.extend_from_slice(token.as_bytes());
         out.push(b':');
-        sc.value(out)?;
+        sc.value_compact(out)?;
         seen.nul |= sc.nuls > nuls;
     }
     out.push(b'}');
