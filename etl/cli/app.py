@@ -1,13 +1,12 @@
 """The ``etl`` command: the typer app, its commands, and known errors mapped to exit codes.
 
-The commands live in `etl.cli_run` (run), `etl.cli_inspect` (plan, runs) and `etl.cli_admin`
+The commands live in `etl.cli.run` (run), `etl.cli.inspect` (plan, runs) and `etl.cli.admin`
 (db, cleanup, check, config); the CLI modules are the only ones that know the concrete
 adapters. Nothing imports them.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import version as package_version
 from typing import Annotated
 
 import typer
@@ -32,7 +31,9 @@ register_admin_commands(app)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"etl {package_version('etl')}")
+        from importlib.metadata import version  # noqa: PLC0415 - 35 ms, for --version only
+
+        typer.echo(f"etl {version('etl')}")
         raise typer.Exit(0)
 
 

@@ -10,6 +10,11 @@ duplicates). Then the rejections go in ``ON CONFLICT DO NOTHING`` on (topic, par
 offset). ``synchronous_commit`` is forced on for the session: the run commits
 Kafka offsets right after this returns, so the batch must survive a server crash.
 
+Several writers may store batches at once, each on its own connection. A key two of them hold
+makes the later one wait for the earlier's transaction and then take the staging path; keys
+held crosswise end in a deadlock that PostgreSQL breaks by failing one transaction (40P01),
+which is retried like any transient error.
+
 The whole transaction is idempotent, so it is retried on transient errors (as decided by
 `etl.pg.failures.is_transient`), on a fresh connection each time, with full jitter and waits
 capped at `MAX_WAIT_SECONDS`. The budget is time, not attempts: no new attempt starts later
@@ -74,7 +79,8 @@ T = TypeVar("T")
 
 
 class PostgresSink:
-    """One connection, re-opened after a transient failure.
+    """One connection per writing thread (`write` may run on several at once), each re-opened
+    after a transient failure; the run's record has a connection of its own.
 
     With ``dry_run`` every batch transaction is rolled back after its statements ran, so the
     counts are real but nothing stays; run records are not written either.
@@ -97,7 +103,9 @@ class PostgresSink:
         self._conns: dict[int, psycopg.Connection[Any]] = {}  # one per writing thread
         self._conns_lock = threading.Lock()
         self._run_conn: psycopg.Connection[Any] | None = None  # holds the live run's lock
-        self._staging_streak = 0  # batches left to send through staging after a conflict
+        # Batches left to send through staging after a conflict; shared by the writers: a
+        # lost update only changes which of two equivalent paths a batch takes.
+        self._staging_streak = 0
 
     def check_schema(self) -> None:
         query = sql.SQL(
@@ -158,9 +166,9 @@ class PostgresSink:
         self._retrying(update)
 
     def cancel(self) -> None:
-        """Ask the server to cancel the statement in flight on the batch connection.
+        """Ask the server to cancel the statements in flight on every writer's connection.
 
-        Called from the loop's thread while `write` runs on the writer thread: the write fails
+        Called from the loop's thread while `write` runs on writer threads: each write fails
         with SQLSTATE 57014, its transaction rolls back, and with a stop requested the retry
         loop ends it as `Interrupted`. Never raises; a failed cancel leaves the write running.
         """
