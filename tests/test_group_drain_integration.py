@@ -34,7 +34,11 @@ from tests.helpers.runs import (
 )
 from tests.helpers.services import ROOT, Services
 
-SESSION = {"ETL_KAFKA__CLIENT__SESSION_TIMEOUT_MS": "6000"}
+# A short heartbeat: a copy hears of a rebalance at its next one, and the copies drain fast.
+SESSION = {
+    "ETL_KAFKA__CLIENT__SESSION_TIMEOUT_MS": "6000",
+    "ETL_KAFKA__CLIENT__HEARTBEAT_INTERVAL_MS": "300",
+}
 HELD_ETL = (sys.executable, str(ROOT / "tests" / "helpers" / "hold_before_commit.py"), "run")
 
 

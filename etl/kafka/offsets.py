@@ -38,6 +38,9 @@ CLIENT_DEFAULTS = {
     # A run that follows a crashed run waits for the dead member's session to expire before
     # it gets partitions; heartbeats come from a background thread, so a short session is safe.
     "session.timeout.ms": "10000",
+    # A copy joining the group is heard of at the next heartbeat: within a second, not three,
+    # so a copy already draining shares its partitions before it has read them all.
+    "heartbeat.interval.ms": "1000",
 }
 
 

@@ -130,10 +130,12 @@ class KafkaSource:
     ) -> Batch:
         out = self._reading = []
         size = 0
-        while self._carry and len(out) < max_messages and size < max_bytes:
-            msg = self._carry.pop(0)
-            out.append(msg)
-            size += len(msg.value or b"")
+        carry, taken = self._carry, 0
+        while taken < len(carry) and len(out) < max_messages and size < max_bytes:
+            out.append(carry[taken])
+            size += len(carry[taken].value or b"")
+            taken += 1
+        del carry[:taken]
         while len(out) < max_messages and size < max_bytes and not stop_requested():
             if self._all_read():
                 if not out and not self._aim.explicit and not self.finished():
@@ -144,9 +146,15 @@ class KafkaSource:
             # from its queue lives in Python memory while the queue refills behind it.
             room = (max_bytes - size) // self._average_size + 1
             revokes = self._revokes
-            fetched = self._consume(min(_CONSUME_CHUNK, max_messages - len(out), room))
+            fetched, fetched_size = self._consume(
+                min(_CONSUME_CHUNK, max_messages - len(out), room)
+            )
             if revokes != self._revokes:  # a revoke inside the poll dropped some of ``out``
                 size = sum(len(m.value or b"") for m in out)
+            if len(out) + len(fetched) <= max_messages and size + fetched_size < max_bytes:
+                out.extend(fetched)  # the common case: all of it fits
+                size += fetched_size
+                continue
             for i, msg in enumerate(fetched):
                 if len(out) >= max_messages or size >= max_bytes:
                     self._carry.extend(fetched[i:])
@@ -233,7 +241,7 @@ class KafkaSource:
         # The poll may serve a new assignment and return its first record: handed out, it
         # waits in the carry for the next batch (taken after the poll: a revoke inside it
         # rewrites the carry).
-        accepted = self._accept(self._poll(_POLL_SECONDS))
+        accepted, _ = self._accept(self._poll(_POLL_SECONDS))
         self._carry.extend(accepted)
         if not self._all_read() or self._drain.complete():
             return
@@ -255,7 +263,7 @@ class KafkaSource:
             raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
         return [] if rec is None else [rec]
 
-    def _consume(self, limit: int) -> list[Message]:
+    def _consume(self, limit: int) -> tuple[list[Message], int]:
         """Up to ``limit`` records: whatever is queued now, else the first one to arrive.
 
         ``consume`` waits for its full count until the timeout, so asking it to block would
@@ -266,35 +274,44 @@ class KafkaSource:
             raw = self._consumer.consume(num_messages=limit, timeout=0)
         except KafkaException as exc:
             raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
-        out = self._accept(raw or self._poll(_POLL_SECONDS))
+        out, size = self._accept(raw or self._poll(_POLL_SECONDS))
         if not out and not self.finished():  # nothing usable: only errors, EOFs or silence
             self._check_stalled()
-        return out
+        return out, size
 
-    def _accept(self, raw: list[Any]) -> list[Message]:
-        """The usable messages among librdkafka records; errors, EOFs and stops are noted."""
+    def _accept(self, raw: list[Any]) -> tuple[list[Message], int]:
+        """The usable messages among librdkafka records, and the bytes of their values; errors,
+        EOFs and stops are noted. This runs once per message: keep it lean."""
         out: list[Message] = []
+        size = 0
+        parts = self._parts
+        heard = False  # a record of an owned partition: the broker is making progress
         for rec in raw:
             err = rec.error()
             if err is not None:
                 self._on_record_error(rec, err)
                 continue
-            part = self._parts.get(rec.partition())
+            part = parts.get(rec.partition())
             if part is None:
                 continue  # revoked while the record was in flight
             offset = rec.offset()
-            self._last_progress = self._clock()
+            heard = True
             if offset >= part.stop:
                 self._reach_stop(part)
                 continue
             if offset < part.next:
                 continue  # re-delivered after a seek; already handed out
             ts_type, ts = rec.timestamp()
-            out.append(Message(part.partition, offset, ts if ts_type else None, rec.value()))
+            value = rec.value()
+            out.append(Message(part.partition, offset, ts if ts_type else None, value))
+            if value is not None:
+                size += len(value)
             part.next = offset + 1
             if part.done:
                 self._pause(part.partition)
-        return out
+        if heard:
+            self._last_progress = self._clock()
+        return out, size
 
     def _on_record_error(self, rec: Any, err: Any) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
