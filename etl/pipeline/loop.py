@@ -1,33 +1,8 @@
-"""The run loop: read a batch, decode it, store it, then commit its offsets, up to the stop offsets.
+"""The run loop: `Run.execute` is one whole run (see the package docstring for the design).
 
-Commit order, the heart of the design, per batch:
-  1. read a bounded batch from the source (never past a partition's stop offset);
-  2. decode every message, one call into the compiled core per slice: a binary COPY row or a
-     `Rejection`, never an exception;
-  3. ``sink.write``: rows and rejections in ONE database transaction, committed durably;
-  4. flush the payload tracker's events for the batch (its failures are only counted);
-  5. only then ``source.commit`` the batch's next offsets, synchronously.
-A crash between 3 and 5 makes the next run re-read the batch; the sink's ``ON CONFLICT DO
-NOTHING`` turns that replay into duplicates skipped, never duplicate rows. Nothing is committed
-to Kafka that is not in the database.
-
-Three kinds of work overlap, on three kinds of thread: this one reads slices from the source;
-the decoding thread turns each slice into rows (the core releases the GIL) while the next one
-is read; ``writers`` sink threads each store one batch, on a connection of their own, so the
-server ingests with more than one core. Steps 4-5 stay on this thread and in batch order:
-batch N is completed (waited for, tracked, committed) before batch N + 1, whatever finished
-first, so a committed offset never passes a batch that is not yet durable. Memory: the values
-of the batch being read and of the batches being stored share ``max_bytes``, each batch
-carrying at most ``max_bytes / (writers + 1)``.
-
-The loop ends when the source is finished (a group member: the whole topic committed up to
-its stop offsets, by this copy or another; see `etl.kafka.source`), or, after a stop request
-(SIGTERM/SIGINT), once the batch being read has been written and committed. When partitions are
-revoked, the source calls back into `_complete_pending` before giving them up, so the batch in
-flight is stored and committed while they are still owned; rows of the batch being read whose
-partitions were revoked are dropped, unstored and uncommitted, for their new owner to read.
-Whatever happens, `execute` completes the run record, finishes and pushes the metrics, logs one
-summary event and closes the adapters.
+Batch N is completed on this thread, in order: its write waited for (a stop request gives it
+`STOP_GRACE_SECONDS`, then cancels it in the database), its tracker events flushed, then its
+offsets committed. At most ``writers`` batches are stored at once, while the next is read.
 """
 
 from __future__ import annotations
@@ -63,6 +38,7 @@ from etl.core.ports import (
     WriteResult,
 )
 from etl.core.statements import rows_of_partitions
+from etl.pipeline.reading import BatchReader, share_of
 
 log = events.logger(__name__)
 
@@ -71,10 +47,6 @@ STOP_GRACE_SECONDS = 3.0  # a write in flight may finish this long after a stop 
 _WAIT_SLICE_SECONDS = 0.2
 
 OnBatch = Callable[[Sequence[PartitionProgress], RunCounts], None]
-
-
-_FIRST_SLICE_DIVISOR = 32
-_SLICES = 2  # a batch is read in slices of batch_bytes / _SLICES
 
 
 @contextlib.contextmanager
@@ -147,21 +119,19 @@ class Run:
     _pending: deque[_InFlight] = field(default_factory=deque)  # oldest first
     _run_id_token: Token[int | None] | None = None
     _committed: dict[int, int] = field(default_factory=dict)
-    _slice_bytes: int = 0  # the next slice's byte budget, growing to batch_bytes / 2
 
     def __post_init__(self) -> None:
-        self._decoder = BatchDecoder(self.counts)
-        self._decoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-decode")
-        self._writer = ThreadPoolExecutor(
-            max_workers=max(1, self.settings.writers), thread_name_prefix="etl-sink"
-        )
-
-    @property
-    def batch_bytes(self) -> int:
-        """One batch's share of ``max_bytes``: the values held at once by the batch being read
-        and the ``writers`` batches being stored stay within ``max_bytes``."""
         s = self.settings
-        return max(1, s.max_bytes // (max(1, s.writers) + 1))
+        self._reader = BatchReader(
+            self.source,
+            BatchDecoder(self.counts),
+            self.stop_requested,
+            s.max_messages,
+            share_of(s.max_bytes, s.writers),
+        )
+        self._writer = ThreadPoolExecutor(
+            max_workers=max(1, s.writers), thread_name_prefix="etl-sink"
+        )
 
     def execute(self) -> RunSummary:
         """Returns the summary; re-raises only unexpected errors (bugs), after reporting them."""
@@ -192,11 +162,11 @@ class Run:
         summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
         self._run_id_token = events.RUN_ID.set(summary.run_id)  # every later line carries it
         self._committed: dict[int, int] = {}
-        self._slice_bytes = max(1, self.batch_bytes // _FIRST_SLICE_DIVISOR)
         with _collect_per_batch():
             while not self.source.finished() and not self.stop_requested():
-                rows, rejections, offsets, revoked = self._read_decoded()
-                if revoked:  # revoked while this batch was read: their new owner reads them
+                batch = self._reader.read(self.now() + s.clock_skew)
+                rows, rejections, offsets = batch.rows, batch.rejections, batch.offsets
+                if batch.revoked:  # revoked while this batch was read: their new owner reads them
                     rows = rows_of_partitions(rows, offsets.keys())
                     rejections = [r for r in rejections if r.message.partition in offsets]
                 while len(self._pending) >= max(1, s.writers):
@@ -211,55 +181,6 @@ class Run:
                     self._complete_pending()
                 gc.collect(1)
             self._complete_pending()
-
-    def _read_decoded(
-        self,
-    ) -> tuple[RowBatch, list[StoredRejection], dict[int, int], set[int]]:
-        """One batch (``max_messages`` messages, `batch_bytes` of values at most), decoded as
-        it is read.
-
-        It is read in slices of half a batch; each slice is decoded on the decoding thread
-        (the core releases the GIL) while the next one is read, so raw values of two slices at
-        most are held beside the rows. Only the first batches are smaller (1/32, 1/8, then 1/2
-        of a batch), so that the database starts working early instead of waiting for a whole
-        first batch. The last value returned is the partitions revoked by a rebalance while
-        the batch was read.
-        """
-        s = self.settings
-        limit = self.batch_bytes
-        rows = RowBatch()
-        rejections: list[StoredRejection] = []
-        offsets: dict[int, int] = {}
-        held: set[int] = set()  # every partition owned at some slice of this batch
-        count = size = 0
-        latest_allowed = self.now() + s.clock_skew
-        slice_bytes = min(max(1, limit // _SLICES), self._slice_bytes)
-        self._slice_bytes *= 4
-        decoding: Future[None] | None = None  # the previous slice, decoded while this one is read
-        while count < s.max_messages and size < limit:
-            part = self.source.read_batch(
-                s.max_messages - count, min(limit - size, slice_bytes), self.stop_requested
-            )
-            count += len(part.messages)
-            size += part.size_bytes
-            offsets = part.next_offsets
-            held.update(offsets)
-            last = not part.messages or self.source.exhausted() or self.stop_requested()
-            if decoding is not None:
-                decoding.result()
-            decoding = self._decoding.submit(
-                contextvars.copy_context().run,
-                self._decoder.decode_into,
-                part,
-                latest_allowed,
-                rows,
-                rejections,
-            )
-            if last:  # decided before the decoder empties the slice
-                break
-        if decoding is not None:
-            decoding.result()
-        return rows, rejections, offsets, held - offsets.keys()
 
     def _complete_pending(self) -> None:
         """Complete every batch in flight, oldest first."""
@@ -313,7 +234,7 @@ class Run:
     def _finish(self, summary: RunSummary, duration: float) -> None:
         # A write still in flight after a failure elsewhere must end before the sink is reused;
         # its offsets stay uncommitted, so the next run re-reads (and skips) that batch.
-        self._decoding.shutdown(wait=True)
+        self._reader.close()
         self._writer.shutdown(wait=True)
         summary.duration_seconds = duration
         m = self.counts
