@@ -25,8 +25,8 @@ carrying at most ``max_bytes / (writers + 1)``.
 The loop ends when the source is finished (a group member: the whole topic committed up to
 its stop offsets, by this copy or another; see `etl.kafka.source`), or, after a stop request
 (SIGTERM/SIGINT), once the batch being read has been written and committed. When partitions are
-revoked, the source calls back into `_complete_pending` before giving them up, so the batch in
-flight is stored and committed while they are still owned; rows of the batch being read whose
+revoked, the source calls back into the loop before giving them up, so the batches in flight
+are stored and committed while they are still owned; rows of the batch being read whose
 partitions were revoked are dropped, unstored and uncommitted, for their new owner to read.
 Whatever happens, `execute` completes the run record, finishes and pushes the metrics, logs one
 summary event and closes the adapters.

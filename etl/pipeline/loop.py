@@ -157,7 +157,7 @@ class Run:
         s = self.settings
         self.sink.check_schema()
         # A usage error found here (no such partition) records no run. On a rebalance the
-        # batch in flight is stored and committed before the partitions are given up.
+        # batches in flight are stored and committed before the partitions are given up.
         self.source.start(self._complete_pending)
         summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
         self._run_id_token = events.RUN_ID.set(summary.run_id)  # every later line carries it
