@@ -117,13 +117,13 @@ class KafkaSource:
             )
         self._last_progress = self._clock()
 
-    def finished(self) -> bool:
-        if self._carry or not self._all_read():
-            return False
-        return self._aim.explicit or (self._drain is not None and self._drain.complete())
-
     def exhausted(self) -> bool:
         return not self._carry and self._all_read()
+
+    def finished(self) -> bool:
+        if not self.exhausted():
+            return False
+        return self._aim.explicit or (self._drain is not None and self._drain.complete())
 
     def read_batch(
         self, max_messages: int, max_bytes: int, stop_requested: Callable[[], bool]
