@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install -q --disable-pip-version-check -e .
+. dev/venv.sh requirements/runtime.txt # the project's .venv, from the lock
 service_env="$(dev/services.sh start)" # a failed start stops the script here
 eval "$service_env"
 export ETL_KAFKA__TOPIC="${ETL_KAFKA__TOPIC:-ccx.ocp.results.demo}"
@@ -26,11 +26,11 @@ code=$?
 set -e
 echo "== exit code: $code"
 echo "== new_reports (latest 5)"
-psql "$ETL_POSTGRES__DSN" -c "SELECT org_id, account_number, cluster, updated_at,
+psql "$ETL_POSTGRES__DSN" -P pager=off -c "SELECT org_id, account_number, cluster, updated_at,
   kafka_partition, kafka_offset, left(report, 60) AS report
   FROM new_reports ORDER BY updated_at DESC LIMIT 5"
 echo "== rejected_messages"
-psql "$ETL_POSTGRES__DSN" -c "SELECT kafka_partition, kafka_offset, reason, left(detail, 70) AS detail
+psql "$ETL_POSTGRES__DSN" -P pager=off -c "SELECT kafka_partition, kafka_offset, reason, left(detail, 70) AS detail
   FROM rejected_messages ORDER BY rejected_at DESC, kafka_offset LIMIT 10"
 echo "== metrics on the Pushgateway"
 curl -s "$ETL_PUSHGATEWAY__URL/metrics" | grep '^etl_' | grep 'job="etl-demo"' | grep -v ' 0$' || true

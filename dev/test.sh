@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The locked versions (hashes checked), then the package itself on top, without resolving again.
-python3 -m pip install -q --disable-pip-version-check --require-hashes -r requirements/dev.txt
-python3 -m pip install -q --disable-pip-version-check --no-deps -e .
+# The project's virtual environment (.venv): the locked versions (hashes checked), then the
+# package itself on top, without resolving again.
+. dev/venv.sh requirements/dev.txt
 # The terminal tests drive `etl run` in tmux.
 if ! command -v tmux >/dev/null; then
   apt-get update -qq
