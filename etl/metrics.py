@@ -69,6 +69,18 @@ def registry_for(counts: RunCounts) -> CollectorRegistry:
             "offsets deleted by retention before they were read, per partition",
             counts.skipped,
         ),
+        (
+            "etl_offsets_rewound",
+            "messages read again because the database held less than the group had committed"
+            " (a restore, a failover), per partition",
+            counts.rewound,
+        ),
+        (
+            "etl_offset_drift",
+            "the database's position minus the group's committed offset at assignment, per"
+            " partition (negative: the database is behind)",
+            counts.drift,
+        ),
     ):
         gauge = Gauge(name, text, ["partition"], registry=registry)
         for partition, value in sorted(per_partition.items()):

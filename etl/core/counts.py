@@ -37,6 +37,10 @@ class RunCounts:
         self._rejections = dict.fromkeys(REASONS, 0)
         self.lag: dict[int, int] = {}
         self.skipped: dict[int, int] = {}
+        # Per partition, as found at assignment: the database's position minus the group's
+        # committed offset (drift), and the messages read again because the database was behind.
+        self.drift: dict[int, int] = {}
+        self.rewound: dict[int, int] = {}
         self.succeeded_at: float | None = None  # end time, only for a run that exited 0
 
     def add(self, name: str, amount: float) -> None:
@@ -64,6 +68,13 @@ class RunCounts:
 
     def set_skipped(self, partition: int, skipped: int) -> None:
         self.skipped[partition] = skipped
+
+    def note_position(self, partition: int, drift: int) -> None:
+        """The database's position was ``drift`` messages away from the group's (negative:
+        behind, so that many are read again). Kept per partition across rebalances: the first
+        comparison is the one the run acted on."""
+        self.drift.setdefault(partition, drift)
+        self.rewound.setdefault(partition, max(0, -drift))
 
     def finish(self, exit_code: int, ended_at: float, duration: float) -> None:
         self.set("etl_run_exit_code", exit_code)
