@@ -1,4 +1,4 @@
--- The notification database at the latest schema version (12), the same catalog that
+-- The notification database at the latest schema version (13), the same catalog that
 -- `etl db init` builds from the migrations in etl/migrations.py (a test compares the two).
 -- Idempotent: safe to apply any number of times
 --   psql -v ON_ERROR_STOP=1 --single-transaction -f schema.sql
@@ -7,8 +7,8 @@
 DO $$
 BEGIN
     IF to_regclass('migration_info') IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 12) THEN
-            RAISE EXCEPTION 'schema.sql builds schema version 12 but this database is at '
+        IF EXISTS (SELECT 1 FROM migration_info WHERE version <> 13) THEN
+            RAISE EXCEPTION 'schema.sql builds schema version 13 but this database is at '
                 'another version: run etl db migrate instead';
         END IF;
     END IF;
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS migration_info (
     version integer NOT NULL
 );
 INSERT INTO migration_info (version)
-    SELECT 12 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
+    SELECT 13 WHERE NOT EXISTS (SELECT 1 FROM migration_info);
 COMMENT ON TABLE migration_info IS 'information about the latest DB schema and migration status';
 
 CREATE TABLE IF NOT EXISTS notification_types (
@@ -191,3 +191,35 @@ END $$;
 CREATE INDEX IF NOT EXISTS read_errors_org_id_cluster_updated_at_idx
     ON read_errors (org_id, cluster, updated_at);
 CREATE INDEX IF NOT EXISTS read_errors_updated_at_idx ON read_errors (updated_at);
+
+-- Added by etl (version 13): how far the database holds the topic, per group and partition.
+-- Each batch's transaction adds the offset range it stored; the contiguous chain of ranges from
+-- the partition's origin ends at the database's position, which a restore rolls back together
+-- with the rows.
+CREATE TABLE IF NOT EXISTS etl_progress (
+    topic            text    NOT NULL,
+    group_id         text    NOT NULL,
+    kafka_partition  integer NOT NULL,
+    start_offset     bigint  NOT NULL,
+    stop_offset      bigint  NOT NULL,
+    origin           boolean NOT NULL DEFAULT false,
+    stored_at        timestamp with time zone NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, group_id, kafka_partition, start_offset),
+    CHECK (start_offset <= stop_offset)
+);
+COMMENT ON TABLE etl_progress IS
+    'offset ranges stored, each in the transaction of its rows: the contiguous chain from the origin is how far the database holds the topic';
+
+-- The cutoff of every cleanup that deleted rows: etl verify counts older rows as expired.
+CREATE TABLE IF NOT EXISTS etl_cleanups (
+    id          bigserial PRIMARY KEY,
+    table_name  text    NOT NULL,
+    cutoff      timestamp with time zone NOT NULL,
+    deleted     bigint  NOT NULL,
+    ran_at      timestamp with time zone NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS etl_cleanups_table_name_idx ON etl_cleanups (table_name, cutoff);
+COMMENT ON TABLE etl_cleanups IS
+    'every cleanup that deleted rows: its table and cutoff, so etl verify counts older rows as expired, not missing';
+
+ALTER TABLE etl_run_partitions ADD COLUMN IF NOT EXISTS rewound bigint NOT NULL DEFAULT 0;

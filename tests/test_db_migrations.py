@@ -10,7 +10,7 @@ from etl.core.migrations import LATEST, MIGRATIONS, next_step, parse_target, pla
 
 def test_versions_are_contiguous_from_zero_and_continue_the_reference() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(LATEST + 1))
-    assert LATEST == 12
+    assert LATEST == 13
 
 
 def test_every_step_has_an_up_and_a_down() -> None:
@@ -49,11 +49,11 @@ def test_valid_targets(text: str, version: int) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("abc", "expected a version number 0..12 or 'latest', got 'abc'"),
+        ("abc", "expected a version number 0..13 or 'latest', got 'abc'"),
         ("", "expected a version number"),
         ("1.5", "expected a version number"),
-        ("-1", "version -1 is out of range 0..12"),
-        ("13", "version 13 is out of range 0..12"),
+        ("-1", "version -1 is out of range 0..13"),
+        ("14", "version 14 is out of range 0..13"),
     ],
 )
 def test_invalid_targets_are_usage_errors(text: str, message: str) -> None:

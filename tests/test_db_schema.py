@@ -76,7 +76,7 @@ def test_init_on_an_older_version_asks_for_migrate_and_changes_nothing(database:
     before = catalog(database)
     result = etl(database, "db", "init")
     assert result.exit_code == 5
-    assert "database schema is at version 4, latest is 12: run 'etl db migrate'" in result.stderr
+    assert "database schema is at version 4, latest is 13: run 'etl db migrate'" in result.stderr
     assert catalog(database) == before
 
 
@@ -194,9 +194,9 @@ def test_a_refused_down_step_rolls_back_and_keeps_the_steps_before(database: str
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("text", "--to: expected a version number 0..12 or 'latest', got 'text'"),
-        ("-1", "--to: version -1 is out of range 0..12"),
-        ("13", "--to: version 13 is out of range 0..12"),
+        ("text", "--to: expected a version number 0..13 or 'latest', got 'text'"),
+        ("-1", "--to: version -1 is out of range 0..13"),
+        ("14", "--to: version 14 is out of range 0..13"),
     ],
 )
 def test_an_invalid_target_is_a_usage_error_that_changes_nothing(
@@ -219,7 +219,7 @@ def test_migrating_down_needs_yes(database: str) -> None:
     etl(database, "db", "init")
     result = etl(database, "db", "migrate", "--to", "3")
     assert result.exit_code == 2
-    assert result.stderr == "etl: error: migrating down from 12 to 3 drops data; add --yes\n"
+    assert result.stderr == "etl: error: migrating down from 13 to 3 drops data; add --yes\n"
     assert version(database) == LATEST
 
 
@@ -229,7 +229,7 @@ def test_a_newer_schema_version_is_refused(database: str) -> None:
     for args in (("db", "migrate"), ("db", "init")):
         result = etl(database, *args)
         assert result.exit_code == 5
-        assert "version 42 is newer than this etl knows (latest 12)" in result.stderr
+        assert "version 42 is newer than this etl knows (latest 13)" in result.stderr
 
 
 def test_version_reports_current_and_latest(database: str) -> None:

@@ -85,6 +85,7 @@ def test_the_runs_table_has_topic_end_duration_and_error_columns(etl_env: Env, t
         "duplicates",
         "rejected",
         "ranges",
+        "rewound",
         "error",
     ]
     assert header.index("topic") == row.index(topic6)  # the column is as wide as the topic
@@ -99,7 +100,17 @@ def test_plan_columns_follow_the_data_and_an_empty_time_window_is_no_error(
     table = etl_command(env, "plan")
     assert table.returncode == 0, table.stderr
     header, *lines = table.stdout.splitlines()
-    assert header.split() == ["partition", "start", "stop", "messages", "committed", "lag", "note"]
+    assert header.split() == [
+        "partition",
+        "start",
+        "stop",
+        "messages",
+        "committed",
+        "database",
+        "drift",
+        "lag",
+        "note",
+    ]
     assert [line.split()[0] for line in lines] == ["0", "1", "total"]
     for name in ("start", "stop", "messages", "lag"):  # numbers right-aligned under the name
         end = header.index(name) + len(name)

@@ -71,9 +71,11 @@ class FakeSource:
     ) -> Batch:
         out = self.pending[:max_messages]
         del self.pending[:max_messages]
+        start = self.part.next
         self.part.next = out[-1].offset + 1 if out else self.part.stop
         self.events.append(f"read {len(out)}")
-        return Batch(out, {0: self.part.next}, sum(len(m.value or b"") for m in out))
+        size = sum(len(m.value or b"") for m in out)
+        return Batch(out, {0: self.part.next}, size, {0: start})
 
     def commit(self, next_offsets: Mapping[int, int]) -> Mapping[int, int]:
         self.events.append(f"commit {dict(next_offsets)}")
@@ -97,6 +99,7 @@ class FakeSink:
         self.calls = 0
         self.rows: list[CopyRow] = []
         self.rejections: list[StoredRejection] = []
+        self.ranges: list[dict[int, tuple[int, int]]] = []
         self.closed = False
 
     def check_schema(self) -> None:
@@ -109,9 +112,14 @@ class FakeSink:
         self.ended = outcome
 
     def write(
-        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
+        self,
+        topic: str,
+        rows: RowBatch,
+        rejections: Sequence[StoredRejection],
+        ranges: Mapping[int, tuple[int, int]],
     ) -> WriteResult:
         self.calls += 1
+        self.ranges.append(dict(ranges))
         if self.calls == self.fail_on_call:
             raise PostgresUnavailable("PostgreSQL unavailable: connection refused")
         self.events.append(f"write {rows.count}+{len(rejections)}")
@@ -369,11 +377,16 @@ class Overlapping(FakeSink):
         self.lock = threading.Lock()
 
     def write(
-        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
+        self,
+        topic: str,
+        rows: RowBatch,
+        rejections: Sequence[StoredRejection],
+        ranges: Mapping[int, tuple[int, int]],
     ) -> WriteResult:
         with self.lock:
             self.calls += 1
             call = self.calls
+            self.ranges.append(dict(ranges))
         if call == 1:
             assert self.second_stored.wait(timeout=10), "the second batch was not written at once"
             if self.fail_first:

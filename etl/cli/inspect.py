@@ -21,10 +21,12 @@ from etl.cli.run import (
     UntilTime,
     config_with,
 )
-from etl.core.errors import ConfigError
+from etl.core.config import Config
+from etl.core.errors import ConfigError, EtlError
 from etl.core.plan import aim_from_options, parse_timestamp
+from etl.core.positions import StoredPositions
 from etl.kafka import offsets
-from etl.pg import admin, ledger
+from etl.pg import admin, ledger, progress
 from etl.pg.cleanup import parse_max_age
 
 
@@ -50,11 +52,12 @@ def plan(
             from_beginning=from_beginning,
             partitions=partitions,
         )
+        stored = _stored_positions(cfg)
         consumer = offsets.open_consumer(cfg.kafka)
         try:
             existing = offsets.topic_partitions(consumer, cfg.kafka)
             offsets.check_named_partitions(aim, existing, cfg.kafka.topic)
-            planned = offsets.plan(consumer, cfg.kafka, aim.partitions or existing, aim)
+            planned = offsets.plan(consumer, cfg.kafka, aim.partitions or existing, aim, stored)
         finally:
             consumer.close()
     rows: list[dict[str, Any]] = [
@@ -64,6 +67,8 @@ def plan(
             "stop": i.progress.stop,
             "messages": i.messages,
             "committed": i.committed,
+            "database": i.stored,
+            "drift": i.progress.drift,
             "lag": i.lag,
             "note": i.note,
         }
@@ -74,7 +79,17 @@ def plan(
         "messages": sum(r["messages"] for r in rows),
         "lag": sum(r["lag"] for r in rows),
     }
-    columns = ["partition", "start", "stop", "messages", "committed", "lag", "note"]
+    columns = [
+        "partition",
+        "start",
+        "stop",
+        "messages",
+        "committed",
+        "database",
+        "drift",
+        "lag",
+        "note",
+    ]
     lines = (
         table_lines(columns, [*rows, totals]) if output.as_table() else json_lines([*rows, totals])
     )
@@ -135,6 +150,17 @@ def runs_list(
         typer.echo(line)
 
 
+def _stored_positions(cfg: Config) -> StoredPositions | None:
+    """What the database vouches for (`etl.core.positions`), or None, said on stderr, when it
+    cannot tell: the plan then starts from the group's offsets, as a run could not."""
+    try:
+        with admin.connect(cfg.postgres) as conn, conn.transaction():
+            return progress.read_positions(conn, cfg.kafka.topic, cfg.kafka.group_id)
+    except EtlError as exc:
+        typer.echo(f"etl: the database's positions are unknown: {exc}", err=True)
+        return None
+
+
 _RUN_COLUMNS = (
     "id",
     "started_at",
@@ -149,6 +175,7 @@ _RUN_COLUMNS = (
     "duplicates",
     "rejected",
     "ranges",
+    "rewound",
     "error",
 )
 
@@ -168,6 +195,7 @@ def _run_row(r: ledger.RunRecord, *, for_json: bool) -> dict[str, Any]:
             "group_id": r.group_id,
             **r.counts,
             "ranges": ranges,
+            "rewound": {str(p): n for p, n in sorted(r.rewound.items())},
             "error": r.error,
         }
     return {
@@ -181,6 +209,7 @@ def _run_row(r: ledger.RunRecord, *, for_json: bool) -> dict[str, Any]:
         "group": r.group_id,
         **{k: v for k, v in r.counts.items() if k != "bytes_consumed"},
         "ranges": ranges,
+        "rewound": sum(r.rewound.values()) or None,
         "error": _clip(r.error, 60),
     }
 

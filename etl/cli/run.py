@@ -245,7 +245,12 @@ def run(
         dry_run=dry_run,
         writers=cfg.postgres.writers,
     )
-    source = KafkaSource(cfg.kafka, aim, stop_requested=stop)
+    sink = PostgresSink(
+        cfg.postgres, group_id=cfg.kafka.group_id, dry_run=dry_run, stop_requested=stop
+    )
+    # The database's own progress decides where each partition resumes (etl.core.positions).
+    positions = sink.positions(cfg.kafka.topic)
+    source = KafkaSource(cfg.kafka, aim, stop_requested=stop, positions=positions)
     counts = RunCounts()
     tty = sys.stderr.isatty()
     view = LiveView(Console(stderr=True), cfg.kafka.topic, _snapshot(source, counts))
@@ -253,7 +258,7 @@ def run(
         summary = Run(
             settings,
             source=source,
-            sink=PostgresSink(cfg.postgres, dry_run=dry_run, stop_requested=stop),
+            sink=sink,
             publisher=RunMetrics(pushgateway_for(cfg.pushgateway, aim), stop_requested=stop),
             counts=counts,
             stop_requested=stop,

@@ -69,12 +69,13 @@ class RunCounts:
     def set_skipped(self, partition: int, skipped: int) -> None:
         self.skipped[partition] = skipped
 
-    def note_position(self, partition: int, drift: int) -> None:
-        """The database's position was ``drift`` messages away from the group's (negative:
-        behind, so that many are read again). Kept per partition across rebalances: the first
-        comparison is the one the run acted on."""
-        self.drift.setdefault(partition, drift)
-        self.rewound.setdefault(partition, max(0, -drift))
+    def note_position(self, partition: int, drift: int | None, rewound: int) -> None:
+        """At assignment the database's position was ``drift`` messages from the group's
+        (negative: behind; None: one of them held none), and ``rewound`` messages were to be
+        read again."""
+        if drift is not None:
+            self.drift[partition] = drift
+        self.rewound[partition] = rewound
 
     def finish(self, exit_code: int, ended_at: float, duration: float) -> None:
         self.set("etl_run_exit_code", exit_code)

@@ -5,6 +5,8 @@ plan between any two versions.
     10 the runs tables etl_runs and etl_run_partitions
     11 lz4 TOAST compression for new_reports.report, where the server supports it
     12 read_errors indexes for the cascade from new_reports and for its own cleanup
+    13 etl_progress (how far the database holds each partition), etl_cleanups (the cutoffs
+       applied) and etl_run_partitions.rewound
 
 Adding a migration is appending one `Migration` to `MIGRATIONS` (and its tables to `DROP_ORDER`,
 and the same DDL to ``schema.sql``; a test compares the two catalogs). Pure: `etl.db` runs the
@@ -138,12 +140,46 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "DROP INDEX IF EXISTS read_errors_org_id_cluster_updated_at_idx",
         ),
     ),
+    Migration(
+        13,
+        "etl: the database's own progress per topic, group and partition (etl_progress), the"
+        " cutoffs cleanup applied (etl_cleanups), and the messages each run re-read",
+        up=(
+            """CREATE TABLE IF NOT EXISTS etl_progress (
+                topic text NOT NULL, group_id text NOT NULL, kafka_partition integer NOT NULL,
+                start_offset bigint NOT NULL, stop_offset bigint NOT NULL,
+                origin boolean NOT NULL DEFAULT false,
+                stored_at timestamp with time zone NOT NULL DEFAULT now(),
+                PRIMARY KEY (topic, group_id, kafka_partition, start_offset),
+                CHECK (start_offset <= stop_offset))""",
+            "COMMENT ON TABLE etl_progress IS 'offset ranges stored, each in the transaction"
+            " of its rows: the contiguous chain from the origin is how far the database holds"
+            " the topic'",
+            """CREATE TABLE IF NOT EXISTS etl_cleanups (
+                id bigserial PRIMARY KEY, table_name text NOT NULL,
+                cutoff timestamp with time zone NOT NULL, deleted bigint NOT NULL,
+                ran_at timestamp with time zone NOT NULL DEFAULT now())""",
+            "CREATE INDEX IF NOT EXISTS etl_cleanups_table_name_idx"
+            " ON etl_cleanups (table_name, cutoff)",
+            "COMMENT ON TABLE etl_cleanups IS 'every cleanup that deleted rows: its table and"
+            " cutoff, so etl verify counts older rows as expired, not missing'",
+            "ALTER TABLE etl_run_partitions"
+            " ADD COLUMN IF NOT EXISTS rewound bigint NOT NULL DEFAULT 0",
+        ),
+        down=(
+            "ALTER TABLE etl_run_partitions DROP COLUMN rewound",
+            "DROP TABLE etl_cleanups",
+            "DROP TABLE etl_progress",
+        ),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1].version
 
 # Every table etl owns, dependents first: `etl db drop` drops them in this order.
 DROP_ORDER: Final = (
+    "etl_progress",
+    "etl_cleanups",
     "etl_run_partitions",
     "etl_runs",
     "read_errors",

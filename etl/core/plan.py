@@ -25,6 +25,7 @@ from datetime import datetime
 
 from etl.core.errors import ConfigError
 from etl.core.ports import PartitionProgress
+from etl.core.positions import NEVER_LOADED, drift, resume_from
 
 NO_OFFSET = -1  # the broker's answer for "no committed offset" / "no message at or after T"
 
@@ -187,6 +188,7 @@ class Watermarks:
     committed: int = NO_OFFSET
     from_time_offset: int | None = None  # offsets-for-times answer for --from-timestamp
     until_time_offset: int | None = None  # ... for --until-timestamp
+    stored: int | None = None  # the database's position (`etl.core.positions.StoredPositions.of`)
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,13 @@ class PlannedPartition:
     @property
     def committed(self) -> int | None:
         return self.marks.committed if self.marks.committed >= 0 else None
+
+    @property
+    def stored(self) -> int | None:
+        """The database's position, None when it vouches for none (adopting, never loaded)."""
+        return (
+            self.marks.stored if self.marks.stored is not None and self.marks.stored >= 0 else None
+        )
 
     @property
     def lag(self) -> int:
@@ -250,7 +259,8 @@ def plan_partition(
     elif marks.from_time_offset is not None:
         start = marks.high if marks.from_time_offset == NO_OFFSET else marks.from_time_offset
     else:
-        start, skipped = _start_from_committed(marks, auto_offset_reset)
+        resume = resume_from(marks.committed, marks.stored)
+        start, skipped = _start_from(marks, resume, auto_offset_reset)
 
     stop = marks.high
     until = aim.until_offset.get(partition) if aim.until_offset else None
@@ -267,9 +277,37 @@ def plan_partition(
     if start > stop:  # e.g. the group already committed beyond --until-offset
         note = note or f"already at offset {start}, beyond the stop offset {stop}"
         stop = start
-    return PartitionProgress(partition, start, stop, start, skipped), note or _window_note(
-        start, stop, aim
+    moved, rewound = _against_group(partition, marks, aim, start)
+    progress = PartitionProgress(partition, start, stop, start, skipped, moved, rewound)
+    return progress, note or _window_note(start, stop, aim)
+
+
+def _against_group(
+    partition: int, marks: Watermarks, aim: Aim, start: int
+) -> tuple[int | None, int]:
+    """The database's position minus the group's, and the messages read again because the
+    run resumes from a database that is behind (what retention deleted is not read again)."""
+    moved = drift(marks.committed, marks.stored)
+    if moved is None or moved >= 0 or not starts_from_position(partition, aim):
+        return moved, 0
+    return moved, max(0, marks.committed - start)
+
+
+def starts_from_position(partition: int, aim: Aim) -> bool:
+    """True when no option names where ``partition`` starts: the run resumes from the
+    database's position (else the group's); an explicit start wins over both."""
+    return (
+        aim.replay is None
+        and not aim.from_beginning
+        and aim.from_timestamp is None
+        and (aim.from_offset is None or aim.from_offset.get(partition) is None)
     )
+
+
+def needs_origin(partition: int, marks: Watermarks, aim: Aim) -> bool:
+    """The database vouches for no position of ``partition`` (adopted, or never loaded) and the
+    run resumes from a position: its start is recorded as the partition's origin."""
+    return marks.stored in (None, NEVER_LOADED) and starts_from_position(partition, aim)
 
 
 def _window_note(start: int, stop: int, aim: Aim) -> str | None:
@@ -279,12 +317,13 @@ def _window_note(start: int, stop: int, aim: Aim) -> str | None:
     return None
 
 
-def _start_from_committed(marks: Watermarks, reset: str) -> tuple[int, int]:
-    if marks.committed < 0:
+def _start_from(marks: Watermarks, resume: int, reset: str) -> tuple[int, int]:
+    """Start and offsets skipped by retention, resuming at ``resume`` (negative: none)."""
+    if resume < 0:
         return (marks.low if reset == "earliest" else marks.high), 0
-    if marks.committed < marks.low:
-        return marks.low, marks.low - marks.committed
-    return marks.committed, 0
+    if resume < marks.low:
+        return marks.low, marks.low - resume
+    return resume, 0
 
 
 def _non_negative(option: str, value: int) -> None:

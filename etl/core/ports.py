@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Protocol
 
 from etl.core.counts import RunCounts
 from etl.core.decode import CopyData, Rejection
+from etl.core.positions import StoredPositions
 
 
 class Message(NamedTuple):
@@ -36,6 +37,9 @@ class Batch:
     messages: list[Message]
     next_offsets: dict[int, int]
     size_bytes: int
+    # Where each partition of ``next_offsets`` stood before this batch: the batch covers
+    # ``[start_offsets[p], next_offsets[p])``, the range its transaction records as stored.
+    start_offsets: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +51,8 @@ class PartitionProgress:
     stop: int
     next: int
     skipped_by_retention: int = 0
+    drift: int | None = None  # the database's position minus the group's, at assignment
+    rewound: int = 0  # messages read again because the database was behind the group
 
     @property
     def done(self) -> bool:
@@ -137,9 +143,14 @@ class Sink(Protocol):
         """Raise SchemaMissing if a table or column the sink writes is absent."""
 
     def write(
-        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
+        self,
+        topic: str,
+        rows: RowBatch,
+        rejections: Sequence[StoredRejection],
+        ranges: Mapping[int, tuple[int, int]],
     ) -> WriteResult:
-        """Durably commit the batch or raise; replaying a batch inserts nothing twice."""
+        """Durably commit the batch, with the offset ranges it covers per partition (see
+        `etl.core.positions`), or raise; replaying a batch inserts nothing twice."""
 
     def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
         """Record a starting run in the runs table; its id (None when not recorded)."""
@@ -152,6 +163,16 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+
+
+class Positions(Protocol):
+    """The database's own progress for the run's topic and group (`etl.core.positions`)."""
+
+    def read(self, partitions: Sequence[int]) -> StoredPositions:
+        """What the database vouches for now (compacting its stored ranges as it goes)."""
+
+    def adopt(self, origins: Mapping[int, int]) -> None:
+        """Record these starts as the origins of partitions the database holds no chain for."""
 
 
 class Tracker(Protocol):

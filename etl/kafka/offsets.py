@@ -1,7 +1,7 @@
 """Kafka offsets as the broker reports them: partitions, watermarks, committed and time offsets.
 
 Shared by the source (at assignment) and ``etl plan`` (without reading a message), so both plan
-a partition from the same answers with `etl.aim.plan_partition`. Every librdkafka failure
+a partition from the same answers with `etl.core.plan.plan_partition`. Every librdkafka failure
 becomes `KafkaUnavailable` here.
 """
 
@@ -19,7 +19,8 @@ from confluent_kafka.admin import AdminClient
 from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, EtlError, KafkaRefused, KafkaUnavailable
-from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition
+from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition, starts_from_position
+from etl.core.positions import StoredPositions
 from etl.kafka.waits import Waiter
 
 log = events.logger(__name__)
@@ -171,9 +172,14 @@ def check_named_partitions(aim: Aim, existing: Iterable[int], topic: str) -> Non
 
 
 def plan(
-    consumer: Any, cfg: KafkaConfig, partitions: Iterable[int], aim: Aim
+    consumer: Any,
+    cfg: KafkaConfig,
+    partitions: Iterable[int],
+    aim: Aim,
+    stored: StoredPositions | None = None,
 ) -> list[PlannedPartition]:
-    """Query the broker once for these partitions and plan each; reads no message."""
+    """Query the broker once for these partitions and plan each, resuming from the database's
+    positions ``stored`` where it holds them (`etl.core.positions`); reads no message."""
     parts = sorted(partitions)
     if not parts:
         return []
@@ -194,7 +200,14 @@ def plan(
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(cfg.topic, p), timeout=REQUEST_TIMEOUT, cached=False
             )
-            marks = Watermarks(low, high, committed[p], from_times.get(p), until_times.get(p))
+            marks = Watermarks(
+                low,
+                high,
+                committed[p],
+                from_times.get(p),
+                until_times.get(p),
+                stored.of(p) if stored is not None else None,
+            )
             progress, note = plan_partition(p, marks, aim, cfg.auto_offset_reset)
             out.append(PlannedPartition(progress, marks, note))
         return out
@@ -215,7 +228,7 @@ def close_consumer(consumer: Any, waits: Waiter, seconds: float) -> None:
         )
 
 
-def log_planned(item: PlannedPartition) -> None:
+def log_planned(item: PlannedPartition, aim: Aim) -> None:
     """Warn about what the operator should know of a planned partition."""
     part = item.progress
     if part.skipped_by_retention:
@@ -226,6 +239,30 @@ def log_planned(item: PlannedPartition) -> None:
             log_start=item.marks.low,
             skipped=part.skipped_by_retention,
             effect="starting at the log start",
+        )
+    if part.rewound:
+        log.warning(
+            "offsets_rewound",
+            partition=part.partition,
+            database=item.marks.stored,
+            group=item.marks.committed,
+            reread=part.rewound,
+            effect="the database holds less than the group committed (a restore, a failover):"
+            " reading again from the database's position",
+        )
+    elif (
+        item.stored is not None
+        and starts_from_position(part.partition, aim)
+        and (item.committed is None or item.stored > item.committed)
+    ):
+        log.warning(
+            "offsets_forward",
+            partition=part.partition,
+            database=item.stored,
+            group=item.committed,
+            skipped=part.drift,
+            effect="the database already holds what the group had not committed: starting at"
+            " the database's position, nothing read twice",
         )
     if item.note:
         log.warning("partition_note", partition=part.partition, note=item.note)

@@ -126,6 +126,8 @@ def merge_ranges(
             max(before.stop, part.stop),
             max(before.next, part.next),
             before.skipped_by_retention + part.skipped_by_retention,
+            before.drift if before.drift is not None else part.drift,  # the first comparison
+            before.rewound + part.rewound,
         )
     return out
 

@@ -34,8 +34,8 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import Interrupted, KafkaUnavailable
-from etl.core.plan import Aim, PlannedPartition
-from etl.core.ports import Batch, Message, PartitionProgress
+from etl.core.plan import Aim, PlannedPartition, needs_origin
+from etl.core.ports import Batch, Message, PartitionProgress, Positions
 from etl.kafka.commits import commit_offsets
 from etl.kafka.drain import Drain
 from etl.kafka.offsets import (
@@ -70,9 +70,11 @@ class KafkaSource:
         aim: Aim | None = None,
         clock: Callable[[], float] = time.monotonic,
         stop_requested: Callable[[], bool] = lambda: False,
+        positions: Positions | None = None,
     ) -> None:
         self._cfg = cfg
         self._aim = aim or Aim()
+        self._positions = positions  # the database's progress; None: the group's only
         self._clock = clock
         self._waits = Waiter(stop_requested, clock)
         self._consumer: Any = None
@@ -82,6 +84,7 @@ class KafkaSource:
         self._drain: Drain | None = None  # group mode: fixed at the first assignment
         self._group: GroupView | None = None
         self._carry: list[Message] = []
+        self._cut: dict[int, int] = {}  # per owned partition, where the last batch ended
         self._reading: list[Message] = []  # handed out by the read_batch call in progress
         self._before_revoke: Callable[[], None] = lambda: None
         self._revokes = 0
@@ -164,7 +167,10 @@ class KafkaSource:
         self._reading = []
         if out:
             self._average_size = max(1, size // len(out))
-        return Batch(out, self._handed_out_offsets(), size)
+        ends = self._handed_out_offsets()
+        starts = {p: self._cut.get(p, self._parts[p].start) for p in ends}
+        self._cut.update(ends)
+        return Batch(out, ends, size, starts)
 
     def commit(self, next_offsets: Mapping[int, int]) -> dict[int, int]:
         owned = {p: o for p, o in next_offsets.items() if p in self._parts}
@@ -349,12 +355,32 @@ class KafkaSource:
             log.error("kafka_fatal_error", error=err.str())
 
     def _plan(self, consumer: Any, partitions: list[int]) -> list[PlannedPartition]:
+        """Plan from the broker's offsets and the database's positions, read at every
+        assignment (a rebalance may hand over a partition another copy loaded meanwhile)."""
+        stored = self._positions.read(partitions) if self._positions is not None else None
         # librdkafka answers no other thread during a rebalance callback: asked on this one,
         # each query is bounded by its own timeout.
         if self._in_callback:
-            return plan(consumer, self._cfg, partitions, self._aim)
+            return plan(consumer, self._cfg, partitions, self._aim, stored)
         return self._waits.call(
-            "offsets", lambda: plan(consumer, self._cfg, partitions, self._aim), _QUERY_SECONDS
+            "offsets",
+            lambda: plan(consumer, self._cfg, partitions, self._aim, stored),
+            _QUERY_SECONDS,
+        )
+
+    def _adopt(self, planned: list[PlannedPartition]) -> None:
+        """Record where owned partitions without a stored position start (their origin)."""
+        origins = [i for i in planned if needs_origin(i.progress.partition, i.marks, self._aim)]
+        if self._positions is None or not origins:
+            return
+        self._positions.adopt({i.progress.partition: i.progress.start for i in origins})
+        log.info(
+            "progress_origins",
+            partitions={i.progress.partition: i.progress.start for i in origins},
+            adopted=[i.progress.partition for i in origins if i.marks.stored is None],
+            effect="where the database held no progress for the topic and group (adopted), the"
+            " group's positions are recorded as its starting points; partitions it never loaded"
+            " start as a new group would",
         )
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
@@ -378,7 +404,9 @@ class KafkaSource:
             if self._drain is not None:
                 self._drain.take(item.progress)
             self._parts[item.progress.partition] = item.progress
-            log_planned(item)
+            self._cut[item.progress.partition] = item.progress.start
+            log_planned(item, self._aim)
+        self._adopt(planned)
         assigned = [
             TopicPartition(self._cfg.topic, i.progress.partition, i.progress.start) for i in planned
         ]
@@ -410,6 +438,7 @@ class KafkaSource:
     def _drop(self, gone: set[int], event: str) -> None:
         self._revokes += 1
         for p in gone:
+            self._cut.pop(p, None)
             part = self._parts.pop(p, None)
             if part is not None:
                 self._held.update(merge_ranges(self._held, {p: part}))

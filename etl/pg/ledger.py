@@ -22,7 +22,7 @@ calls `begin`/`end` with its retries, ``etl runs`` and ``--replay-run`` call `re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -53,6 +53,7 @@ class RunRecord:
     counts: dict[str, int]
     partitions: dict[int, tuple[int, int, int]]  # partition -> (start, stop, reached)
     error: str | None = None
+    rewound: dict[int, int] = field(default_factory=dict)  # messages read again, per partition
 
 
 STATUSES: Final = ("running", "completed", "failed", "interrupted", "crashed")
@@ -140,11 +141,14 @@ def end(conn: psycopg.Connection[Any], outcome: RunOutcome) -> None:
         cur.executemany(
             sql.SQL(
                 "INSERT INTO {} (run_id, topic, kafka_partition, start_offset, stop_offset,"
-                " reached_offset) VALUES (%s, %s, %s, %s, %s, %s)"
+                " reached_offset, rewound) VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (run_id, kafka_partition) DO UPDATE SET"
-                " reached_offset = EXCLUDED.reached_offset"
+                " reached_offset = EXCLUDED.reached_offset, rewound = EXCLUDED.rewound"
             ).format(sql.Identifier(RUN_PARTITIONS_TABLE)),
-            [(run_id, topic, p.partition, p.start, p.stop, p.next) for p in outcome.partitions],
+            [
+                (run_id, topic, p.partition, p.start, p.stop, p.next, p.rewound)
+                for p in outcome.partitions
+            ],
         )
 
 
@@ -186,7 +190,7 @@ def _select(
     query = sql.SQL(
         "SELECT r.id, r.started_at, r.ended_at, r.status, r.exit_code, r.topic, r.group_id,"
         " r.options, r.error, {counts}, coalesce((SELECT jsonb_object_agg(p.kafka_partition,"
-        " jsonb_build_array(p.start_offset, p.stop_offset, p.reached_offset))"
+        " jsonb_build_array(p.start_offset, p.stop_offset, p.reached_offset, p.rewound))"
         " FROM {parts} p WHERE p.run_id = r.id), '{{}}'::jsonb) FROM {runs} r {tail}"
     ).format(
         counts=counts,
@@ -214,6 +218,7 @@ def _select(
                 error=row[8],
                 counts=dict(zip(COUNT_COLUMNS, row[9 : 9 + n], strict=True)),
                 partitions={int(p): (v[0], v[1], v[2]) for p, v in row[9 + n].items()},
+                rewound={int(p): v[3] for p, v in row[9 + n].items() if v[3]},
             )
         )
     return out

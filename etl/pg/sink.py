@@ -7,8 +7,10 @@ temp table of the same column types and ``INSERT INTO new_reports ...
 SELECT ... ON CONFLICT DO NOTHING`` instead (a replayed batch inserts nothing twice and never
 fails on a key already held; rows repeating a key inside the batch are skipped as
 duplicates). Then the rejections go in ``ON CONFLICT DO NOTHING`` on (topic, partition,
-offset). ``synchronous_commit`` is forced on for the session: the run commits
-Kafka offsets right after this returns, so the batch must survive a server crash.
+offset), and the offset ranges the batch covers into ``etl_progress`` (`etl.pg.progress`), so
+the database's position moves with its rows. ``synchronous_commit`` is forced on for the
+session: the run commits Kafka offsets right after this returns, so the batch must survive a
+server crash.
 
 Several writers may store batches at once, each on its own connection. A key two of them hold
 makes the later one wait for the earlier's transaction and then take the staging path; keys
@@ -34,6 +36,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -61,6 +64,7 @@ from etl.core.statements import (
 from etl.pg import ledger
 from etl.pg.connect import open_session
 from etl.pg.failures import is_transient, safe_text, translate
+from etl.pg.progress import PROGRESS_TABLE, RANGE_INSERT, PgPositions, range_params
 
 log = events.logger(__name__)
 
@@ -72,10 +76,18 @@ _REQUIRED: Final = {
     REPORTS_TABLE: COLUMNS,
     REJECTIONS_TABLE: REJECTION_COLUMNS,
     ledger.RUNS_TABLE: ("id", "status", *ledger.COUNT_COLUMNS),
-    ledger.RUN_PARTITIONS_TABLE: ("run_id", "start_offset", "stop_offset", "reached_offset"),
+    ledger.RUN_PARTITIONS_TABLE: (
+        "run_id",
+        "start_offset",
+        "stop_offset",
+        "reached_offset",
+        "rewound",
+    ),
+    PROGRESS_TABLE: ("group_id", "kafka_partition", "start_offset", "stop_offset", "origin"),
 }
 
 T = TypeVar("T")
+_NO_RANGES: Final[Mapping[int, tuple[int, int]]] = MappingProxyType({})
 
 
 class PostgresSink:
@@ -90,12 +102,14 @@ class PostgresSink:
         self,
         cfg: PostgresConfig,
         *,
+        group_id: str = "",
         dry_run: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self._cfg = cfg
+        self._group_id = group_id
         self._dry_run = dry_run
         self._sleep = sleep
         self._clock = clock
@@ -131,10 +145,20 @@ class PostgresSink:
                 )
 
     def write(
-        self, topic: str, rows: RowBatch, rejections: Sequence[StoredRejection]
+        self,
+        topic: str,
+        rows: RowBatch,
+        rejections: Sequence[StoredRejection],
+        ranges: Mapping[int, tuple[int, int]] = _NO_RANGES,
     ) -> WriteResult:
         params = [rejection_params(topic, r) for r in rejections]
-        return self._retrying(lambda conn: self._write_once(conn, rows, params))
+        stored = range_params(topic, self._group_id, ranges)
+        return self._retrying(lambda conn: self._write_once(conn, rows, params, stored))
+
+    def positions(self, topic: str) -> PgPositions:
+        """The database's progress for ``topic`` and this sink's group, read and adopted
+        with the same retries as the writes."""
+        return PgPositions(self._retrying, topic, self._group_id, dry_run=self._dry_run)
 
     def begin_run(self, topic: str, group_id: str, options: Mapping[str, Any]) -> int | None:
         """Record a starting run, marking dead runs ``abandoned``; its id, or None in a dry run.
@@ -207,6 +231,7 @@ class PostgresSink:
         conn: psycopg.Connection[Any],
         rows: RowBatch,
         rejections: list[tuple[Any, ...]],
+        ranges: list[tuple[Any, ...]],
     ) -> WriteResult:
         inserted = 0
         n_rows = rows.count
@@ -215,6 +240,8 @@ class PostgresSink:
                 inserted = self._store_rows(conn, cur, rows)
             if rejections:
                 cur.executemany(INSERT_REJECTION, rejections)
+            if ranges:
+                cur.executemany(RANGE_INSERT, ranges)
             if self._dry_run:
                 raise psycopg.Rollback(tx)
         return WriteResult(inserted=inserted, duplicates=n_rows - inserted)

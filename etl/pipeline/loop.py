@@ -171,10 +171,16 @@ class Run:
                     rejections = [r for r in rejections if r.message.partition in offsets]
                 while len(self._pending) >= max(1, s.writers):
                     self._complete_oldest()  # durable, tracked, committed, in batch order
+                ranges = batch.ranges()  # recorded with the rows: the database's own position
                 write = None
-                if rows.count or rejections:
+                if rows.count or rejections or ranges:
                     write = self._writer.submit(
-                        contextvars.copy_context().run, self.sink.write, s.topic, rows, rejections
+                        contextvars.copy_context().run,
+                        self.sink.write,
+                        s.topic,
+                        rows,
+                        rejections,
+                        ranges,
                     )
                 self._pending.append(_InFlight(write, offsets, rows, rejections))
                 if self.source.exhausted():  # store and commit now, not after the source's wait
@@ -246,6 +252,7 @@ class Run:
             ]
             for part in summary.partitions:
                 m.set_skipped(part.partition, part.skipped_by_retention)
+                m.note_position(part.partition, part.drift, part.rewound)
             # Every partition of the topic, failed runs included: the source bounds the
             # question and falls back on what it knows when the broker does not answer.
             if summary.status != "crashed":
@@ -293,7 +300,14 @@ class Run:
             "rejected": {k: v for k, v in m.rejected().items() if v},  # by reason
             "batches": int(m.get("etl_batches")),
             "partitions": {
-                p.partition: {"start": p.start, "stop": p.stop, "reached": p.next}
+                p.partition: {
+                    "start": p.start,
+                    "stop": p.stop,
+                    "reached": p.next,
+                    # where the database and the group disagreed (see etl.core.positions)
+                    **({"drift": p.drift} if p.drift else {}),
+                    **({"rewound": p.rewound} if p.rewound else {}),
+                }
                 for p in summary.partitions
             },
             "metrics_pushed": pushed,

@@ -36,7 +36,16 @@ class DecodedBatch:
     rows: RowBatch = field(default_factory=RowBatch)
     rejections: list[StoredRejection] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
+    starts: dict[int, int] = field(default_factory=dict)  # where each partition stood before
     revoked: set[int] = field(default_factory=set)
+
+    def ranges(self) -> dict[int, tuple[int, int]]:
+        """The non-empty offset range the batch covers, per partition owned at its end."""
+        return {
+            p: (self.starts.get(p, stop), stop)
+            for p, stop in self.offsets.items()
+            if self.starts.get(p, stop) < stop
+        }
 
 
 class BatchReader:
@@ -74,6 +83,8 @@ class BatchReader:
             count += len(part.messages)
             size += part.size_bytes
             out.offsets = part.next_offsets
+            for p, start in part.start_offsets.items():
+                out.starts.setdefault(p, start)
             held.update(out.offsets)
             last = not part.messages or self._source.exhausted() or self._stop_requested()
             if decoding is not None:
