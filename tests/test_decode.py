@@ -349,7 +349,7 @@ BAD += [
     for stamp in BAD_STAMPS
 ]
 
-# ClusterName: only the spellings the README lists.
+# ClusterName: only the spellings docs/message-contract.md lists.
 BAD_CLUSTERS = [
     "+" + CLUSTER.replace("-", "")[1:],
     "0_" + CLUSTER.replace("-", "")[2:],

@@ -147,6 +147,9 @@ def test_the_configmap_and_the_example_secret_make_a_valid_configuration(
     env = one(DEPLOY / "secret.example.yaml", "Secret")["stringData"]
     cfg = load_config(path, env)
     assert cfg.kafka.client["sasl.password"] == "CHANGE-ME"
+    # The database password is libpq's PGPASSWORD, never part of the DSN.
+    assert not cfg.postgres.has_password
+    assert env["PGPASSWORD"] == "CHANGE-ME"
     assert cfg.pushgateway.job == "etl"
     args = cronjob()["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--config") + 1] == "/etc/etl/" + next(iter(config_map["data"]))

@@ -2,7 +2,8 @@
 partition, and how it ended. Pure values, filled by the pipeline and the batch decoder.
 
 The names are the metric names the job pushes (`etl.metrics` turns these counts into gauges
-once, at the end of the run), so a count, its README entry and its series share one name.
+once, at the end of the run), so a count, its entry in docs/operations.md and its series share
+one name.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Final
 
 from etl.core.decode import REASONS
 
-# name -> what it counts (the help of its gauge); every name is listed in the README.
+# name -> what it counts (the help of its gauge); every name is listed in docs/operations.md.
 COUNTS: Final[dict[str, str]] = {
     "etl_messages_consumed": "Kafka messages read by the last run",
     "etl_bytes_consumed": "bytes of Kafka message values read by the last run",

@@ -1,6 +1,6 @@
 """Pure decoding and validation of Kafka message values: bytes in, rows or rejections out.
 
-Never raises for bad data and does no I/O. The rules (README "Message contract") live in the
+Never raises for bad data and does no I/O. The rules (docs/message-contract.md) live in the
 compiled core `etl.core._native` (Rust, under ``native/``), which walks each value once:
 
 - top-level keys match in any ASCII letter case; a known key given twice, in any case, is

@@ -146,5 +146,5 @@ def is_transient_connection_failure(message: str) -> bool:
 
 
 def exit_codes_help() -> str:
-    """The exit code table as shown by ``etl run --help`` and the README."""
+    """The exit code table as shown by ``etl run --help`` and docs/operations.md."""
     return "\n".join(f"{code}: {text}" for code, text in sorted(EXIT_CODES.items()))

@@ -1,4 +1,4 @@
-//! One Kafka message value against the message contract (README "Message contract"): a row
+//! One Kafka message value against the message contract (docs/message-contract.md): a row
 //! whose report is written to a buffer, or a rejection with its reason and detail.
 //!
 //! The value is walked once. Top-level keys match in any ASCII letter case; a key given twice
