@@ -283,3 +283,41 @@ def test_lag_of_a_backfill_covers_every_partition_of_the_topic(
         'etl_partition_lag{mode="backfill",partition="1"}': 0,
         'etl_partition_lag{mode="backfill",partition="2"}': 10,
     }
+
+
+def test_a_copy_joining_while_the_first_rewinds_after_a_restore_loads_everything_once(
+    services: Services,
+    schema_db: str,
+    group: str,
+    etl_env: Env,
+    make_topic: Callable[[int], str],
+    produce: Callable[..., None],
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(6)
+    env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="100", **SESSION)
+    produce(topic, [(i % 6, good(i)) for i in range(6000)])
+    assert run_etl(env).returncode == 0
+    dump = tmp_path / "backup.dump"
+    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), schema_db], check=True, timeout=120)
+    produce(topic, [(i % 6, good(i)) for i in range(6000, 12000)])
+    assert run_etl(env).returncode == 0
+    restore = ["pg_restore", "--clean", "--if-exists", "--single-transaction", "-d", schema_db]
+    subprocess.run([*restore, str(dump)], check=True, capture_output=True, timeout=120)
+    assert _stored(schema_db) == 6000  # the database is back 1000 messages per partition
+
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    first = _start({**env, "HOLD_BEFORE_COMMIT_DIR": str(hold)}, logs[0], *HELD_ETL)
+    _wait_until((hold / "ready").exists, 60, "the first copy's second commit, mid-rewind")
+    second = _start(env, logs[1])
+    _wait_until(lambda: _rebalancing(services, group), 60, "the second copy to join")
+    (hold / "go").touch()
+    docs = [_finish(p, log) for p, log in zip([first, second], logs, strict=True)]
+    _assert_all_loaded_once(schema_db, 12000)
+    assert committed(services, group, topic, 6) == dict.fromkeys(range(6), 2000)
+    rewound = [sum(p.get("rewound", 0) for p in d["partitions"].values()) for d in docs]
+    assert rewound == [6000, 0], docs  # counted once, by the copy that found the gap
+    assert sum(d["inserted"] for d in docs) == 6000
+    assert all(d["inserted"] > 0 for d in docs), docs  # the rebalance came mid-rewind

@@ -417,3 +417,14 @@ def test_a_failed_older_batch_commits_nothing_of_a_newer_one_already_stored() ->
     assert "write 2" in events
     assert source.committed == {}
     assert [(p.start, p.next) for p in summary.partitions] == [(0, 0)]
+
+
+def test_each_write_records_the_offset_range_its_batch_covers_in_the_same_transaction() -> None:
+    events: list[str] = []
+    sink = FakeSink(events)
+    # offsets 0..1 hold messages, 2..4 only transaction markers: the last write has no row
+    source = FakeSource(events, msgs(value(1), value(2)), stop=5)
+    summary, _, _ = run_with(source, sink)
+    assert summary.exit_code == 0
+    assert sink.ranges == [{0: (0, 2)}, {0: (2, 5)}]
+    assert "write 0+0" in events  # the markers' range is stored too, or the chain would break

@@ -48,6 +48,9 @@ def summary_view(
     table_counts.add_row("rejected", f"{sum(rejected.values()):,}")
     for reason, n in rejected.items():
         table_counts.add_row(f"  {reason}", f"{n:,}")
+    rewound = sum(p.rewound for p in parts)
+    if rewound:  # the database was behind the group (a restore): see etl.core.positions
+        table_counts.add_row("re-read (database behind)", f"{rewound:,}")
     if not parts:
         return Group(title, table_counts)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
