@@ -7,6 +7,8 @@
 #                           newest schema it ships; the example Secret and cronjob.yaml as well
 #   deploy/prometheus       promtool check rules, promtool test rules (the alert unit tests)
 #   deploy/grafana          every dashboard expression parsed by promtool
+#   deploy/clowder          each Template rendered (tests/helpers/clowder.py, no `oc` needed),
+#                           its ClowdApp and ClowdJobInvocation validated against the CRDs
 # It installs what is missing: promtool with apt (Debian's prometheus package), the rest with
 # pip from requirements/deploy-check.txt (pinned, hashed). The image build itself is
 # dev/build-image.sh.
@@ -38,6 +40,11 @@ for version in 1.29.0 "$latest"; do
   kubernetes-validate --quiet --strict -k "$version" \
     "$work/base.yaml" "$work/parallel.yaml" deploy/secret.example.yaml cronjob.yaml
 done
+
+log "Clowder templates against the ClowdApp and ClowdJobInvocation CRDs"
+python3 -m tests.helpers.clowder deploy/clowder/clowdapp.yaml -p ENV_NAME=stage -p IMAGE_TAG=0.1.0
+python3 -m tests.helpers.clowder deploy/clowder/backfill.yaml -p ENV_NAME=stage \
+  -p IMAGE_TAG=0.1.0 -p INVOCATION=check -p FROM_OFFSET=0:100 -p UNTIL_OFFSET=0:200
 
 log "promtool check rules / test rules"
 promtool check rules deploy/prometheus/etl-rules.yaml
