@@ -124,13 +124,23 @@ def test_a_bug_sends_its_exception_with_every_secret_masked() -> None:
     assert_no_secret(peer, *SECRETS)
 
 
-def test_a_usage_error_of_a_started_run_turns_the_check_in_red_without_an_event() -> None:
+def test_a_configuration_error_turns_the_check_in_red_without_an_event() -> None:
     with sentry_peer() as peer:
-        env = offline_env(ETL_SENTRY__DSN=peer.dsn)
-        result = etl(env, [sys.executable, "-m", "etl", "run", "--partitions", "x"])
+        bogus = CLOSED_DSN.replace("connect_timeout=2", "sslmode=bogus")  # libpq refuses it
+        result = etl(offline_env(ETL_SENTRY__DSN=peer.dsn, ETL_POSTGRES__DSN=bogus))
     assert result.returncode == 2, result.stderr
     assert statuses(peer) == ["in_progress", "error"]
     assert peer.events() == []
+
+
+@pytest.mark.parametrize("option", ["--dry-run", "--from-beginning", "--no-commit"])
+def test_a_trial_or_backfill_sends_its_failure_but_never_checks_in(option: str) -> None:
+    with sentry_peer() as peer:
+        env = offline_env(ETL_SENTRY__DSN=peer.dsn)
+        result = etl(env, [sys.executable, "-m", "etl", "run", option])
+    assert result.returncode == 4, result.stderr
+    assert [e["tags"]["exit_code"] for e in peer.events()] == ["4"]
+    assert peer.check_ins() == []
 
 
 @pytest.mark.parametrize(

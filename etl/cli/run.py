@@ -215,6 +215,8 @@ def run(
             dry_run=dry_run,
             replay=replay,
         )
+        if not aim.explicit:  # a trial, backfill or replay never poses as the scheduled job
+            sentry.check_in()
         tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker, stop)
     setup_logging(cfg.log.level, cfg.log.format)
     if dsn is not None and cfg.postgres.has_password:

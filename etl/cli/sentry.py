@@ -3,14 +3,16 @@ imported, unless ``sentry.dsn`` (or ``SENTRY_DSN``) names a DSN.
 
 One reporter per process, like the log set-up of `etl.cli.logs`:
 
-    start(cfg, secrets, topic)  ``etl run``, once its configuration is loaded: the SDK set up,
-                                the check-in ``in_progress`` sent if sentry.monitor_slug is set
+    start(cfg, secrets, topic)  ``etl run``, once its configuration is loaded: the SDK set up
+    check_in()                  a scheduled run (not a trial, backfill or replay, which would
+                                pose as the scheduled job): ``in_progress`` to the Crons
+                                monitor sentry.monitor_slug, if set
     run_recorded(run_id)        the id of the run in the runs table, a tag of what follows
     failed(message)             the text of the ``etl: error:`` line (`etl.cli.common.report`)
     finish(code, exc)           `etl.cli.common.EtlGroup`, whatever the outcome: the event, the
                                 closing check-in, a flush bounded by sentry.flush_seconds
 
-What each exit code sends:
+What each exit code sends (the closing check-in only after an ``in_progress`` one):
 
     0       check-in ``ok``
     1       a bug: the exception and its stack (no local variables); check-in ``error``
@@ -65,13 +67,12 @@ _active: _Reporter | None = None
 
 
 def start(cfg: SentryConfig, secrets: frozenset[str], topic: str) -> None:
-    """Set up the SDK and send the ``in_progress`` check-in; nothing at all without a DSN."""
+    """Set up the SDK; nothing at all without a DSN."""
     global _active  # noqa: PLW0603 - one process, one reporter, like the log set-up
     if not cfg.enabled:
         return
     # Only here: a run without a DSN neither imports the SDK nor starts its threads.
     import sentry_sdk  # noqa: PLC0415
-    from sentry_sdk.crons import MonitorStatus, capture_checkin  # noqa: PLC0415
     from sentry_sdk.integrations.logging import LoggingIntegration  # noqa: PLC0415
 
     def before_send(event: Event, _hint: Hint) -> Event:
@@ -92,12 +93,24 @@ def start(cfg: SentryConfig, secrets: frozenset[str], topic: str) -> None:
         shutdown_timeout=cfg.flush_seconds,
     )
     sentry_sdk.set_tag("topic", topic)
-    reporter = _Reporter(cfg, started=time.monotonic())
-    if cfg.monitor_slug:
-        reporter.check_in_id = capture_checkin(
-            monitor_slug=cfg.monitor_slug, status=MonitorStatus.IN_PROGRESS
-        )
-    _active = reporter
+    _active = _Reporter(cfg, started=time.monotonic())
+
+
+def check_in() -> None:
+    """The ``in_progress`` check-in of a scheduled run, if sentry.monitor_slug is set.
+
+    Only the scheduled run checks in: a trial, backfill or replay run by hand would tell the
+    monitor that the job ran, as `etl.metrics.pushgateway_for` keeps them from telling the
+    metrics. Their failures are still sent as events.
+    """
+    if _active is None or not _active.cfg.monitor_slug:
+        return
+    from sentry_sdk.crons import MonitorStatus, capture_checkin  # noqa: PLC0415
+
+    _active.started = time.monotonic()
+    _active.check_in_id = capture_checkin(
+        monitor_slug=_active.cfg.monitor_slug, status=MonitorStatus.IN_PROGRESS
+    )
 
 
 def run_recorded(run_id: int | None) -> None:
@@ -134,7 +147,7 @@ def finish(code: int, exc: BaseException | None = None) -> None:
             fingerprint=["etl run failed", str(code)],
         )
     cfg = reporter.cfg
-    if cfg.monitor_slug:
+    if reporter.check_in_id is not None:
         capture_checkin(
             monitor_slug=cfg.monitor_slug,
             check_in_id=reporter.check_in_id,
