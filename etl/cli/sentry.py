@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 from etl.core import events
@@ -71,7 +70,10 @@ def start(cfg: SentryConfig, secrets: frozenset[str], topic: str) -> None:
     global _active  # noqa: PLW0603 - one process, one reporter, like the log set-up
     if not cfg.enabled:
         return
-    # Only here: a run without a DSN neither imports the SDK nor starts its threads.
+    # Only here: a run without a DSN neither imports the SDK nor starts its threads (nor pays
+    # for importlib.metadata, see etl.cli.app).
+    from importlib.metadata import version  # noqa: PLC0415
+
     import sentry_sdk  # noqa: PLC0415
     from sentry_sdk.integrations.logging import LoggingIntegration  # noqa: PLC0415
 
