@@ -28,6 +28,7 @@ LIBRARY_HOME = {
     "typer": "cli",
     "click": "cli",
     "rich": "cli",
+    "sentry_sdk": "cli",
 }
 # Pure string composition and parsing, no connection: allowed in the core.
 PURE_EXCEPTIONS = {"psycopg.sql", "psycopg.conninfo"}

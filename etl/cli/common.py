@@ -26,11 +26,11 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from etl.cli import logs
+from etl.cli import logs, sentry
 from etl.cli.logs import escape_controls
 from etl.core.config import Config
 from etl.core.config_sources import load_config
-from etl.core.errors import ConfigError, EtlError
+from etl.core.errors import EXIT_BUG, ConfigError, EtlError
 
 
 class OutputFormat(StrEnum):
@@ -91,7 +91,11 @@ def load(path: Path | None, dsn: str | None = None) -> Config:
 
 
 def report(message: str, code: int) -> None:
-    """The failure on stderr: one ``etl: error:`` line, then a JSON event if logs are JSON."""
+    """The failure on stderr: one ``etl: error:`` line, then a JSON event if logs are JSON.
+
+    Sentry (when ``etl run`` set it up) is told the same text, for the report at exit.
+    """
+    sentry.failed(message)
     logs.flush_repeats()
     typer.echo(f"etl: error: {escape_controls(message)}", err=True)
     logs.log_failure(message, code)
@@ -119,15 +123,24 @@ def epilog(*codes: str, ok: str = "success") -> str:
 
 
 class EtlGroup(TyperGroup):
-    """The ``etl`` group: one-line usage errors, plain flags in help (see the module doc)."""
+    """The ``etl`` group: one-line usage errors, plain flags in help (see the module doc).
+
+    Every way out passes `etl.cli.sentry.finish` with the exit code (and the exception of a
+    bug, which Python then prints as usual): the one place Sentry hears how a run ended.
+    """
 
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
     ) -> NoReturn:
         logs.reset()
+        code, bug = EXIT_BUG, None
         try:
             code = self._run(list(sys.argv[1:] if args is None else args), prog_name, **extra)
+        except BaseException as exc:
+            bug = exc
+            raise
         finally:
+            sentry.finish(code, bug)
             logs.flush_repeats()
             logs.reset()  # in-process callers (tests) get the logging they had
         sys.exit(code)

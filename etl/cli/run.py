@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from etl.cli import sentry
 from etl.cli.common import ConfigOption, DsnOption, fail, handled, load
 from etl.cli.logs import flush_repeats, setup_logging
 from etl.cli.progress import LiveView, Snapshot
@@ -198,10 +199,11 @@ def run(
     tune_allocator()
     stop = StopFlag()
     with handled():
-        cfg = config_with(config, group, None)
-        replay = _replay_ranges(cfg, replay_run) if replay_run is not None else None
+        base = cfg = config_with(config, group, None)
         if dsn is not None:
             cfg = config_with(config, group, dsn)
+        sentry.start(cfg.sentry, cfg.secrets() | base.secrets(), cfg.kafka.topic)
+        replay = _replay_ranges(base, replay_run) if replay_run is not None else None
         aim = aim_from_options(
             until_offset=until_offset,
             from_offset=from_offset,
@@ -213,6 +215,8 @@ def run(
             dry_run=dry_run,
             replay=replay,
         )
+        if not aim.explicit:  # a trial, backfill or replay never poses as the scheduled job
+            sentry.check_in()
         tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker, stop)
     setup_logging(cfg.log.level, cfg.log.format)
     if dsn is not None and cfg.postgres.has_password:
@@ -255,7 +259,7 @@ def run(
     tty = sys.stderr.isatty()
     view = LiveView(Console(stderr=True), cfg.kafka.topic, _snapshot(source, counts))
     with view if tty else nullcontext():
-        summary = Run(
+        pipeline = Run(
             settings,
             source=source,
             sink=sink,
@@ -263,7 +267,11 @@ def run(
             counts=counts,
             stop_requested=stop,
             tracker=tracker,
-        ).execute()
+        )
+        try:
+            summary = pipeline.execute()
+        finally:
+            sentry.run_recorded(pipeline.run_id)
     flush_repeats()  # librdkafka's held-back repeats, counted, before the summary
     if tty or dry_run:
         out = Console(stderr=not dry_run, soft_wrap=False)

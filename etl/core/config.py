@@ -3,14 +3,16 @@
 The models, their defaults and their validation; `etl.core.config_sources` builds a `Config`
 from the TOML file and the environment. Every problem is a `ConfigError` whose message names
 the offending key. Secrets (the DSN password, librdkafka properties whose name mentions
-password or secret) are masked in ``repr`` and in `Config.masked`, which is what
-``etl config show`` and the logs print.
+password or secret, the Pushgateway's and Sentry's credentials) are masked in ``repr`` and in
+`Config.masked`, which is what ``etl config show`` and the logs print. `Config.secrets` lists the
+secret values themselves, for `mask_secrets` to take out of text a third party wrote (an error
+report sent to Sentry).
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -235,6 +237,53 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class SentryConfig:
+    """Where ``etl run`` reports failures and Crons check-ins (etl.cli.sentry). The DSN comes
+    from here or, when this key is not set, from ``SENTRY_DSN`` (etl.core.config_sources)."""
+
+    dsn: str = field(default="", repr=False)  # empty: nothing is sent, sentry_sdk not imported
+    environment: str = "production"
+    # Empty: no check-ins. Else the slug of a Crons monitor set up with the CronJob's schedule.
+    monitor_slug: str = ""
+    # What the flush at exit may add to a run's end, so the job still ends within 10 s of
+    # SIGTERM (deploy/base/cronjob.yaml) whatever Sentry's endpoint does.
+    flush_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.dsn == "" or _is_sentry_dsn(self.dsn),
+            "sentry.dsn",
+            "must be a Sentry DSN, http(s)://KEY@HOST/PROJECT_ID (or empty to send nothing)",
+        )
+        _require(bool(self.environment), "sentry.environment", "must not be empty")
+        _require(
+            0 < self.flush_seconds <= 5,
+            "sentry.flush_seconds",
+            "must be > 0 and at most 5 (the run must end within 10 s of SIGTERM)",
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.dsn)
+
+
+def _is_sentry_dsn(dsn: str) -> bool:
+    """What sentry_sdk accepts: a scheme, a public key, a host and a numeric project id."""
+    try:
+        parts = urllib.parse.urlsplit(dsn)
+        _ = parts.port
+    except ValueError:
+        return False
+    project = parts.path.rpartition("/")[2]
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.username)
+        and bool(parts.hostname)
+        and project.isdigit()
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
@@ -243,6 +292,7 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    sentry: SentryConfig = field(default_factory=SentryConfig)
 
     def masked(self) -> dict[str, dict[str, Any]]:
         """The effective configuration as plain data with every secret replaced by ``***``."""
@@ -260,7 +310,34 @@ class Config:
         for key in ("password", "token"):
             if out["pushgateway"][key]:
                 out["pushgateway"][key] = MASK
+        out["sentry"]["dsn"] = mask_url(self.sentry.dsn)
         return out
+
+    def secrets(self) -> frozenset[str]:
+        """The secret values `masked` hides, as written and percent-encoded.
+
+        The DSN password, every librdkafka property `masked` hides (SASL, TLS key, OAuth),
+        the Pushgateway's password and token and the password in its URL.
+        """
+        pg = conninfo_to_dict(self.postgres.dsn).get("password")
+        basic = self.pushgateway.basic_auth
+        values = {
+            str(pg or ""),
+            *(v for k, v in self.kafka.client.items() if _is_secret(k)),
+            self.pushgateway.password,
+            self.pushgateway.token,
+            basic[1] if basic else "",
+        }
+        values |= {urllib.parse.quote(v, safe="") for v in values}
+        return frozenset(v for v in values if v)
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` made ``***``; the longest first, so that a secret
+    holding another is masked whole."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def _is_secret(key: str) -> bool:

@@ -2,7 +2,9 @@
 (``--config`` or ``ETL_CONFIG``), then environment variables ``ETL_<SECTION>__<KEY>`` (e.g.
 ``ETL_BATCH__MAX_MESSAGES``). librdkafka properties go in the ``[kafka.client]`` table or
 ``ETL_KAFKA__CLIENT__<PROPERTY>`` with dots written as underscores
-(``ETL_KAFKA__CLIENT__SASL_PASSWORD`` -> ``sasl.password``).
+(``ETL_KAFKA__CLIENT__SASL_PASSWORD`` -> ``sasl.password``). ``SENTRY_DSN``, which the
+platform sets, is the default of ``sentry.dsn``: the file and ``ETL_SENTRY__DSN`` win over it
+(``ETL_SENTRY__DSN=""`` turns Sentry off).
 
 Every problem is collected and reported at once, naming the key (with the closest known name
 for a mistyped one) and what was expected, never the value.
@@ -23,6 +25,7 @@ from etl.core.config import (
     LogConfig,
     PostgresConfig,
     PushgatewayConfig,
+    SentryConfig,
     TrackerConfig,
     ValidationConfig,
 )
@@ -30,6 +33,8 @@ from etl.core.errors import ConfigError
 from etl.core.suggest import closest
 
 ENV_PREFIX = "ETL_"
+# Set by the platform for every service it runs; the lowest source of sentry.dsn.
+PLATFORM_SENTRY_DSN = "SENTRY_DSN"
 
 _SECTIONS: dict[str, type[Any]] = {
     "kafka": KafkaConfig,
@@ -39,6 +44,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "validation": ValidationConfig,
     "tracker": TrackerConfig,
     "log": LogConfig,
+    "sentry": SentryConfig,
 }
 _MAPPING_KEYS = {("kafka", "client"), ("pushgateway", "grouping_key")}
 
@@ -68,6 +74,8 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         path = Path(environ["ETL_CONFIG"])
     problems: list[str] = []
     raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    if environ.get(PLATFORM_SENTRY_DSN):
+        raw["sentry"]["dsn"] = environ[PLATFORM_SENTRY_DSN]
     if path is not None:
         _merge_file(raw, path, problems)
     _merge_env(raw, environ, problems)

@@ -116,6 +116,8 @@ class Run:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     clock: Callable[[], float] = time.monotonic
     counts: RunCounts = field(default_factory=RunCounts)
+    # The id begin_run recorded: what a crash, which returns no summary, can still be tagged with.
+    run_id: int | None = field(default=None, init=False)
     _pending: deque[_InFlight] = field(default_factory=deque)  # oldest first
     _run_id_token: Token[int | None] | None = None
     _committed: dict[int, int] = field(default_factory=dict)
@@ -159,7 +161,7 @@ class Run:
         # A usage error found here (no such partition) records no run. On a rebalance the
         # batches in flight are stored and committed before the partitions are given up.
         self.source.start(self._complete_pending)
-        summary.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
+        summary.run_id = self.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
         self._run_id_token = events.RUN_ID.set(summary.run_id)  # every later line carries it
         self._committed: dict[int, int] = {}
         with _collect_per_batch():
