@@ -63,7 +63,12 @@ def registry_for(counts: RunCounts) -> CollectorRegistry:
     for reason, n in counts.rejected().items():
         rejected.labels(reason=reason).set(n)
     for name, text, per_partition in (
-        ("etl_partition_lag", "messages left after the last run, per partition", counts.lag),
+        (
+            "etl_partition_lag",
+            "messages left after the last run, per partition (NaN, or an older run's value"
+            " where this run pushed none: unknown, see etl_partition_lag_known)",
+            counts.lag,
+        ),
         (
             "etl_offsets_skipped_retention",
             "offsets deleted by retention before they were read, per partition",
@@ -78,7 +83,7 @@ def registry_for(counts: RunCounts) -> CollectorRegistry:
         (
             "etl_offset_drift",
             "the database's position minus the group's committed offset at assignment, per"
-            " partition (negative: the database is behind)",
+            " partition (negative: the database is behind; NaN: not compared)",
             counts.drift,
         ),
     ):

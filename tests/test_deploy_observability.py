@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from etl.core.counts import RunCounts
-from etl.core.errors import PERMANENT_EXIT_CODES
+from etl.core.errors import PERMANENT_EXIT_CODES, ConfigError
 from etl.metrics import registry_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,9 +97,20 @@ def alert(name: str) -> dict[str, Any]:
     return next(r for r in rules() if r["alert"] == name)
 
 
-def test_the_permanent_failure_alert_uses_the_permanent_exit_codes() -> None:
+def test_the_permanent_failure_alert_uses_the_permanent_exit_codes_a_run_can_push() -> None:
     codes = {int(c) for c in re.findall(r"==\s*(\d+)", alert("EtlRunFailedPermanently")["expr"])}
-    assert codes == set(PERMANENT_EXIT_CODES)
+    # exit 2 is permanent but pushes nothing (etl.metrics): a rule on it could never match
+    assert ConfigError.exit_code in PERMANENT_EXIT_CODES
+    assert codes == set(PERMANENT_EXIT_CODES) - {ConfigError.exit_code}
+
+
+def test_every_alert_says_what_to_do_in_the_alerts_page() -> None:
+    page = (ROOT / "docs" / "alerts.md").read_text()
+    headings = re.findall(r"^### `(\w+)`", page, re.MULTILINE)
+    assert headings == [r["alert"] for r in rules()]
+    for name in headings:
+        section = page.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
+        assert "What to do" in section, name
 
 
 def test_the_alert_thresholds_follow_the_cronjob() -> None:

@@ -277,7 +277,8 @@ def test_lag_of_a_backfill_covers_every_partition_of_the_topic(
     result = run_etl(env, "--partitions", "1", "--no-commit")
     assert result.returncode == 0, result.stderr
     body = pushed(services, env["ETL_PUSHGATEWAY__JOB"])
-    lag = {k: v for k, v in body.items() if k.startswith("etl_partition_lag")}
+    lag = {k: v for k, v in body.items() if k.startswith("etl_partition_lag{")}
+    assert body['etl_partition_lag_known{mode="backfill"}'] == 1
     assert lag == {
         'etl_partition_lag{mode="backfill",partition="0"}': 10,
         'etl_partition_lag{mode="backfill",partition="1"}': 0,

@@ -1,6 +1,13 @@
 """What one run counted: messages, rows, rejections by reason, lag and retention gaps per
 partition, and how it ended. Pure values, filled by the pipeline and the batch decoder.
 
+Each per-partition series covers every partition of the topic the run learned of, so a run's
+samples replace an earlier run's on the Pushgateway (a family pushed without samples would
+leave the old ones in place): skipped and rewound are 0 where nothing was, the lag and the
+drift NaN where they were not measured. ``etl_partition_lag_known`` says whether the lag is
+this run's measurement (1) or unknown (0: Kafka did not answer, or the run crashed); see
+docs/alerts.md.
+
 The names are the metric names the job pushes (`etl.metrics` turns these counts into gauges
 once, at the end of the run), so a count, its entry in docs/operations.md and its series share
 one name.
@@ -8,7 +15,8 @@ one name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from etl.core.decode import REASONS
@@ -26,6 +34,8 @@ COUNTS: Final[dict[str, str]] = {
     "etl_run_duration_seconds": "wall time of the last run",
     "etl_run_exit_code": "exit code of the last run (0 = success)",
     "etl_tracker_errors": "payload tracker events that could not be delivered",
+    "etl_partition_lag_known": "1 when etl_partition_lag is the last run's measurement of every"
+    " partition, 0 when it is unknown (Kafka did not answer)",
     "etl_last_run_timestamp_seconds": "end time of the last run, Unix seconds",
 }
 
@@ -36,11 +46,12 @@ class RunCounts:
     def __init__(self) -> None:
         self._values = dict.fromkeys(COUNTS, 0.0)
         self._rejections = dict.fromkeys(REASONS, 0)
-        self.lag: dict[int, int] = {}
+        self.lag: dict[int, float] = {}  # NaN: not measured
         self.skipped: dict[int, int] = {}
         # Per partition, as found at assignment: the database's position minus the group's
-        # committed offset (drift), and the messages read again because the database was behind.
-        self.drift: dict[int, int] = {}
+        # committed offset (drift, NaN: not compared), and the messages read again because
+        # the database was behind.
+        self.drift: dict[int, float] = {}
         self.rewound: dict[int, int] = {}
         self.succeeded_at: float | None = None  # end time, only for a run that exited 0
 
@@ -64,8 +75,15 @@ class RunCounts:
     def rejected(self) -> dict[str, int]:
         return dict(self._rejections)
 
-    def set_lag(self, lag: Mapping[int, int]) -> None:
-        self.lag.update(lag)
+    def set_lag(self, lag: Mapping[int, int | None]) -> None:
+        """The end-of-run lag of every partition of the topic, None where it is unknown.
+
+        Known only when every partition was measured; an empty mapping (the partitions
+        themselves unknown) is unknown too.
+        """
+        self.lag = {p: math.nan if n is None else float(n) for p, n in sorted(lag.items())}
+        known = bool(lag) and all(n is not None for n in lag.values())
+        self.set("etl_partition_lag_known", 1.0 if known else 0.0)
 
     def set_skipped(self, partition: int, skipped: int) -> None:
         self.skipped[partition] = skipped
@@ -77,6 +95,16 @@ class RunCounts:
         if drift is not None:
             self.drift[partition] = drift
         self.rewound[partition] = rewound
+
+    def cover(self, partitions: Iterable[int]) -> None:
+        """Give every one of ``partitions`` a sample of each per-partition series, once at the
+        end of the run: 0 skipped and 0 rewound where nothing was, NaN lag and drift where
+        they were not measured."""
+        for p in partitions:
+            self.lag.setdefault(p, math.nan)
+            self.skipped.setdefault(p, 0)
+            self.rewound.setdefault(p, 0)
+            self.drift.setdefault(p, math.nan)
 
     def finish(self, exit_code: int, ended_at: float, duration: float) -> None:
         self.set("etl_run_exit_code", exit_code)

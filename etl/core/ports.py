@@ -128,9 +128,11 @@ class Source(Protocol):
     def progress(self) -> Sequence[PartitionProgress]:
         """Per-partition range of every partition this run held, across rebalances."""
 
-    def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
+    def lag(self, reached: Mapping[int, int]) -> Mapping[int, int | None]:
         """Every partition of the topic: its end offset now minus what was reached (this run's
-        ``reached``, or what the group committed)."""
+        ``reached``, or what the group committed). Asked of every run that did not crash, also
+        one that failed before `start`; bounded, and never raises: when Kafka does not answer,
+        None for each partition known (none known: empty)."""
 
     def close(self) -> None:
         """Leave the group and release the connection."""

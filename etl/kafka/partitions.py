@@ -87,9 +87,7 @@ class GroupView:
             }
 
         try:
-            marks: dict[int, tuple[int, int]] = self._waits.call(
-                "end offsets", ends, _QUERY_SECONDS
-            )
+            marks: dict[int, tuple[int, int]] = self._waits.call("end offsets", ends, seconds)
         except KafkaException as exc:
             raise KafkaUnavailable(f"cannot read end offsets: {describe(exc)}") from exc
         lag = {}
@@ -130,16 +128,3 @@ def merge_ranges(
             before.rewound + part.rewound,
         )
     return out
-
-
-def fallback_lag(
-    drain: Drain | None, held: Mapping[int, PartitionProgress], own: Mapping[int, int]
-) -> dict[int, int]:
-    """The lag up to the stop offsets, from what is known without the broker: a lower bound,
-    for a run whose broker did not answer the end-of-run question."""
-    known = dict(drain.stops) if drain is not None else {}
-    known.update({p: part.stop for p, part in held.items()})
-    return {
-        p: max(0, stop - max(own.get(p, 0), drain.reached(p) if drain is not None else 0))
-        for p, stop in sorted(known.items())
-    }

@@ -33,7 +33,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from etl.core import events
 from etl.core.config import KafkaConfig
-from etl.core.errors import Interrupted, KafkaUnavailable
+from etl.core.errors import EtlError, KafkaUnavailable
 from etl.core.plan import Aim, PlannedPartition, needs_origin
 from etl.core.ports import Batch, Message, PartitionProgress, Positions
 from etl.kafka.commits import commit_offsets
@@ -49,7 +49,7 @@ from etl.kafka.offsets import (
     plan,
     topic_partitions,
 )
-from etl.kafka.partitions import GroupView, fallback_lag, merge_ranges
+from etl.kafka.partitions import GroupView, merge_ranges
 from etl.kafka.waits import Waiter
 
 log = events.logger(__name__)
@@ -198,21 +198,38 @@ class KafkaSource:
         merged = merge_ranges(self._held, self._parts)
         return [merged[p] for p in sorted(merged)]
 
-    def lag(self, reached: Mapping[int, int]) -> dict[int, int]:
+    def lag(self, reached: Mapping[int, int]) -> dict[int, int | None]:
         """Every partition of the topic: its end offset now minus the offset reached (see
-        `GroupView.lag`); without an answer in time, the lag up to the stop offsets."""
+        `GroupView.lag`). A run that failed before `start` (PostgreSQL down) opens its consumer
+        here, so its lag is measured too. Without an answer within `_LAG_SECONDS` per
+        question, None for every partition known: unknown, never a guess."""
         held = {p.partition: p for p in self.progress()}
         own = {p: reached.get(p, part.start) for p, part in held.items()}
         try:
-            return GroupView(self._consumer, self._cfg, self._waits).lag(
-                self._topic_partitions or sorted(own),
-                own,
-                use_group=not self._aim.explicit,
-                seconds=_LAG_SECONDS,
+            view = GroupView(self._ensure_consumer(), self._cfg, self._waits)
+            parts = self._lag_partitions()
+            measured = view.lag(parts, own, use_group=not self._aim.explicit, seconds=_LAG_SECONDS)
+            return {p: measured[p] for p in parts}
+        except EtlError as exc:  # unreachable, refused, stopped, or a client it cannot create
+            known = {*self._topic_partitions, *held, *(self._drain.stops if self._drain else ())}
+            log.warning("lag_unknown", error=str(exc), partitions=sorted(known))
+            return dict.fromkeys(sorted(known))
+
+    def _ensure_consumer(self) -> Any:
+        if self._consumer is None:
+            self._consumer = open_consumer(self._cfg, error_cb=self._auth)
+        return self._consumer
+
+    def _lag_partitions(self) -> list[int]:
+        """The topic's partitions: learned at `start`, else asked now (bounded)."""
+        if not self._topic_partitions:
+            consumer, cfg, auth = self._consumer, self._cfg, self._auth
+            self._topic_partitions = self._waits.call(
+                "metadata",
+                lambda: topic_partitions(consumer, cfg, _LAG_SECONDS, auth),
+                _LAG_SECONDS,
             )
-        except (KafkaUnavailable, Interrupted) as exc:
-            log.warning("end_offsets_unknown", error=str(exc), lag="counted up to the stop offsets")
-        return fallback_lag(self._drain, held, own)
+        return self._topic_partitions
 
     def close(self) -> None:
         self._closing = True

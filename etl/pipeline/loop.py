@@ -255,12 +255,16 @@ class Run:
             for part in summary.partitions:
                 m.set_skipped(part.partition, part.skipped_by_retention)
                 m.note_position(part.partition, part.drift, part.rewound)
-            # Every partition of the topic, failed runs included: the source bounds the
-            # question and falls back on what it knows when the broker does not answer.
-            if summary.status != "crashed":
-                m.set_lag(self.source.lag(self._committed))
         except EtlError as exc:
             log.error("final_state_unreadable", error=str(exc))
+        # Every partition of the topic, failed runs included, even one that failed before the
+        # source started: the source bounds the question and answers None where Kafka does
+        # not. A crashed run's state is not trusted: its lag is unknown.
+        held = [p.partition for p in summary.partitions]
+        crashed = summary.status == "crashed"
+        lag = dict.fromkeys(held) if crashed else self.source.lag(self._committed)
+        m.set_lag(lag)
+        m.cover([*lag, *held])  # this run's samples replace an earlier run's
         self.tracker.close()
         m.set("etl_tracker_errors", self.tracker.errors)
         counts = {
