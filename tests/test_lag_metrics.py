@@ -130,7 +130,7 @@ def test_cover_keeps_what_was_counted_and_fills_the_rest() -> None:
     counts = RunCounts()
     counts.set_lag({0: 4, 1: 2})
     counts.set_skipped(0, 9)
-    counts.note_position(1, -3)
+    counts.note_position(1, -3, 3)
     counts.cover([0, 1, 2])
     got = series(registry_for(counts))
     assert got["etl_partition_lag_known"] == 1
