@@ -200,8 +200,8 @@ def run(
     with handled():
         cfg = config_with(config, group, None)
         replay = _replay_ranges(cfg, replay_run) if replay_run is not None else None
-        if dsn is not None:
-            cfg = config_with(config, group, dsn)
+        if dsn is not None:  # replaced, not loaded again: warnings are logged once
+            cfg = dataclasses.replace(cfg, postgres=dataclasses.replace(cfg.postgres, dsn=dsn))
         aim = aim_from_options(
             until_offset=until_offset,
             from_offset=from_offset,
