@@ -16,9 +16,18 @@ from typing import Annotated
 import typer
 
 from etl.cli import check as checks
-from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, handled, load
-from etl.cli.logs import setup_logging
-from etl.cli.render import json_lines, table_lines, to_toml
+from etl.cli.common import (
+    ConfigOption,
+    DsnOption,
+    Output,
+    OutputFormat,
+    epilog,
+    handled,
+    load,
+    load_traced,
+)
+from etl.cli.logs import escape_controls, setup_logging
+from etl.cli.render import annotated_toml, json_lines, sources_text, table_lines
 from etl.core.errors import ConfigError
 from etl.core.migrations import LATEST, parse_target
 from etl.pg import admin, cleanup
@@ -278,8 +287,11 @@ def check(
 ) -> None:
     """Check Kafka (topic and partitions), PostgreSQL (schema version) and the Pushgateway."""
     with handled():
-        cfg = load(config)
+        loaded = load_traced(config)
+    cfg = loaded.config
     setup_logging(cfg.log.level, cfg.log.format)
+    if loaded.file is not None or loaded.clowder is not None:
+        typer.echo(f"config: {escape_controls(sources_text(loaded))}")
     results = [
         checks.check_kafka(cfg.kafka, timeout or checks.DEFAULT_TIMEOUT),
         checks.check_postgres(cfg.postgres),
@@ -294,10 +306,14 @@ def check(
 
 @config_app.command("show", epilog=epilog())
 def config_show(config: ConfigOption = None) -> None:
-    """Print the effective configuration (file, then environment) as TOML, secrets masked."""
+    """Print the effective configuration as TOML, secrets masked, each value's source beside it
+    (default, file, clowder, environment)."""
     with handled():
-        cfg = load(config)
-    typer.echo(to_toml(cfg.masked()), nl=False)
+        loaded = load_traced(config)
+    header = ["sources, later wins: default < file < clowder < environment"]
+    if loaded.file is not None or loaded.clowder is not None:
+        header.append(sources_text(loaded))
+    typer.echo(annotated_toml(loaded.config.masked(), loaded.origin, header), nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ no adapter.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -28,8 +29,9 @@ from typer.core import TyperGroup
 
 from etl.cli import logs, sentry
 from etl.cli.logs import escape_controls
+from etl.core import events
 from etl.core.config import Config
-from etl.core.config_sources import load_config
+from etl.core.config_sources import Loaded, load_sources
 from etl.core.errors import EXIT_BUG, ConfigError, EtlError
 
 
@@ -73,21 +75,34 @@ DsnOption = Annotated[
     ),
 ]
 EXIT_USAGE = ConfigError.exit_code
+_log = events.logger("etl.cli")
 _BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"})
 
 
 def load(path: Path | None, dsn: str | None = None) -> Config:
-    """The configuration from the file (or $ETL_CONFIG) and the environment; ConfigError if bad.
+    """The configuration from the file (or $ETL_CONFIG), Clowder ($ACG_CONFIG) and the
+    environment; ConfigError if bad.
 
     ``dsn`` (a command's ``--dsn``) replaces ``postgres.dsn``. Logging is set up from the
-    result, so librdkafka and every event of any command follow ``log.level``/``log.format``.
+    result, so librdkafka and every event of any command follow ``log.level``/``log.format``;
+    then what the sources found worth a warning (a topic Clowder does not list) is logged.
     """
+    return load_traced(path, dsn).config
+
+
+def load_traced(path: Path | None, dsn: str | None = None) -> Loaded:
+    """Like `load`, with where each value came from (``--dsn`` counts as the command line)."""
     environ = dict(os.environ)
     if dsn is not None:
         environ["ETL_POSTGRES__DSN"] = dsn
-    cfg = load_config(path, environ)
-    logs.setup_logging(cfg.log.level, cfg.log.format)
-    return cfg
+    loaded = load_sources(path, environ)
+    if dsn is not None:
+        origins = {**loaded.origins, "postgres.dsn": "command line (--dsn)"}
+        loaded = dataclasses.replace(loaded, origins=origins)
+    logs.setup_logging(loaded.config.log.level, loaded.config.log.format)
+    for event, fields in loaded.notices:
+        _log.warning(event, **fields)
+    return loaded
 
 
 def report(message: str, code: int) -> None:

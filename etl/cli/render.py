@@ -2,12 +2,13 @@
 
 Pure functions of their input. TOML comes from tomli-w, so ``tomllib.loads`` of the output
 gives the input back (any key or value, quoted as needed) and the text can be saved as a config
-file (with the secrets re-entered).
+file (with the secrets re-entered); `annotated_toml` only adds comments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import tomllib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -15,10 +16,55 @@ from typing import Any
 import orjson
 import tomli_w
 
+from etl.cli.logs import escape_controls
+from etl.core.clowder import ACG_CONFIG
+from etl.core.config_sources import Loaded
+
 
 def to_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
     """TOML text for ``{section: {key: scalar | {key: scalar}}}``, keys in the given order."""
     return tomli_w.dumps(sections)
+
+
+def annotated_toml(
+    sections: Mapping[str, Mapping[str, Any]],
+    origin: Callable[[str], str],
+    header: Sequence[str] = (),
+) -> str:
+    """`to_toml` with ``header`` as comment lines first and, after each value, a comment with
+    ``origin(dotted key)`` (``batch.max_messages``, ``kafka.client.sasl.password``)."""
+    lines = [f"# {escape_controls(text)}" for text in header]
+    table: list[str] = []
+    for line in to_toml(sections).splitlines():
+        try:
+            doc = tomllib.loads(line)
+        except tomllib.TOMLDecodeError:  # not a line of its own (none is, from tomli-w)
+            lines.append(line)
+            continue
+        path = _only_path(doc)
+        if line.startswith("["):
+            table = path
+        note = f"  # {escape_controls(origin('.'.join([*table, *path])))}"
+        lines.append(line + note if path and not line.startswith("[") else line)
+    return "\n".join(lines) + "\n"
+
+
+def sources_text(loaded: Loaded) -> str:
+    """``file PATH; clowder PATH (ACG_CONFIG)``: the files the configuration was read from."""
+    parts = [] if loaded.file is None else [f"file {loaded.file}"]
+    if loaded.clowder is not None:
+        parts.append(f"clowder {loaded.clowder} ({ACG_CONFIG})")
+    return "; ".join(parts)
+
+
+def _only_path(doc: Mapping[str, Any]) -> list[str]:
+    """The keys down a document of one key per level: ``[kafka.client]`` -> kafka, client."""
+    path: list[str] = []
+    while isinstance(doc, Mapping) and len(doc) == 1:
+        key, value = next(iter(doc.items()))
+        path.append(key)
+        doc = value
+    return path
 
 
 def json_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:

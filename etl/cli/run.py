@@ -200,8 +200,8 @@ def run(
     stop = StopFlag()
     with handled():
         base = cfg = config_with(config, group, None)
-        if dsn is not None:
-            cfg = config_with(config, group, dsn)
+        if dsn is not None:  # replaced, not loaded again: warnings are logged once
+            cfg = dataclasses.replace(cfg, postgres=dataclasses.replace(cfg.postgres, dsn=dsn))
         sentry.start(cfg.sentry, cfg.secrets() | base.secrets(), cfg.kafka.topic)
         replay = _replay_ranges(base, replay_run) if replay_run is not None else None
         aim = aim_from_options(

@@ -1,11 +1,20 @@
 """Where the configuration comes from, later wins: built-in defaults, the TOML file
-(``--config`` or ``ETL_CONFIG``), then environment variables ``ETL_<SECTION>__<KEY>`` (e.g.
+(``--config`` or ``ETL_CONFIG``), Clowder's ``cdappconfig.json`` (named by ``ACG_CONFIG``, see
+`etl.core.clowder`), then environment variables ``ETL_<SECTION>__<KEY>`` (e.g.
 ``ETL_BATCH__MAX_MESSAGES``). librdkafka properties go in the ``[kafka.client]`` table or
 ``ETL_KAFKA__CLIENT__<PROPERTY>`` with dots written as underscores
 (``ETL_KAFKA__CLIENT__SASL_PASSWORD`` -> ``sasl.password``). ``SENTRY_DSN``, which the
 platform sets, is the default of ``sentry.dsn``: the file and ``ETL_SENTRY__DSN`` win over it
 (``ETL_SENTRY__DSN=""`` turns Sentry off).
 
+Clowder sits above the file because it describes the platform the job runs on (brokers,
+credentials, database), which a file baked into an image cannot know; an ``ETL_`` variable sits
+above Clowder because setting one is how an operator deliberately aims a run elsewhere (a
+backfill). Topic names are a translation, not a layer: whatever source names ``kafka.topic``
+and ``tracker.topic``, a name Clowder lists as ``requestedName`` becomes its real ``name``, and
+a name it does not list is kept with a warning.
+
+`load_sources` also says where every value came from (`Loaded.origin`), for ``etl config show``.
 Every problem is collected and reported at once, naming the key (with the closest known name
 for a mistyped one) and what was expected, never the value.
 """
@@ -14,10 +23,11 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from etl.core import clowder
 from etl.core.config import (
     BatchConfig,
     Config,
@@ -30,6 +40,7 @@ from etl.core.config import (
     ValidationConfig,
 )
 from etl.core.errors import ConfigError
+from etl.core.private_files import PrivateFiles
 from etl.core.suggest import closest
 
 ENV_PREFIX = "ETL_"
@@ -62,8 +73,41 @@ NOT_CONFIG_VARS = frozenset(
 )
 
 
+DEFAULT, FILE, CLOWDER, ENVIRONMENT = "default", "file", "clowder", "environment"
+# An event name and its fields: something worth a warning, logged once logging is set up.
+Notice = tuple[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated configuration, where each value came from, and what deserves a warning.
+
+    ``origins`` maps a dotted key (``kafka.topic``, ``kafka.client.sasl.password``) to
+    ``file``, ``clowder`` (``clowder, requested as NAME (SOURCE)`` for a translated topic) or
+    ``environment``; a key it lacks has its default. ``file`` and ``clowder`` are the files read.
+    """
+
+    config: Config
+    origins: Mapping[str, str] = field(default_factory=dict)
+    file: Path | None = None
+    clowder: Path | None = None
+    notices: tuple[Notice, ...] = ()
+
+    def origin(self, key: str) -> str:
+        return self.origins.get(key, DEFAULT)
+
+
 def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
-    """Build the configuration from an optional TOML file and the environment; validate it all.
+    """Build the configuration from the sources; validate it all (see `load_sources`)."""
+    return load_sources(path, environ).config
+
+
+def load_sources(
+    path: Path | None, environ: Mapping[str, str], files: PrivateFiles | None = None
+) -> Loaded:
+    """Build the configuration from an optional TOML file, the Clowder file named by
+    ``ACG_CONFIG`` and the environment; validate it all. Clowder's CA certificates are written
+    to ``files`` (a new `PrivateFiles` by default).
 
     Every problem found is reported at once in one `ConfigError` (a file that cannot be read or
     parsed stops at that): unknown sections and keys with the closest known name, values of the
@@ -73,12 +117,20 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
     if path is None and environ.get("ETL_CONFIG"):
         path = Path(environ["ETL_CONFIG"])
     problems: list[str] = []
+    origins: dict[str, str] = {}
     raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     if environ.get(PLATFORM_SENTRY_DSN):
         raw["sentry"]["dsn"] = environ[PLATFORM_SENTRY_DSN]
     if path is not None:
-        _merge_file(raw, path, problems)
-    _merge_env(raw, environ, problems)
+        _merge_file(raw, origins, path, problems)
+    platform = None
+    if environ.get(clowder.ACG_CONFIG):
+        platform = clowder.read(Path(environ[clowder.ACG_CONFIG]))
+        settings = platform.settings((files or PrivateFiles("etl-clowder-")).write)
+        for name, values in settings.items():
+            _layer(raw, origins, name, values, CLOWDER)
+    _merge_env(raw, origins, environ, problems)
+    notices = () if platform is None else _translate_topics(raw, origins, platform)
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
         try:
@@ -89,10 +141,56 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         raise ConfigError(problems[0])
     if problems:
         raise ConfigError(f"{len(problems)} configuration problems: " + "; ".join(problems))
-    return Config(**sections)
+    return Loaded(
+        Config(**sections), origins, path, None if platform is None else platform.path, notices
+    )
 
 
-def _merge_file(raw: dict[str, dict[str, Any]], path: Path, problems: list[str]) -> None:
+def _layer(
+    raw: dict[str, dict[str, Any]],
+    origins: dict[str, str],
+    section: str,
+    values: Mapping[str, Any],
+    origin: str,
+) -> None:
+    """Lay ``values`` over ``raw[section]``; a table of librdkafka properties or grouping labels
+    is merged key by key, so a file's ``[kafka.client]`` keeps what Clowder does not set."""
+    for key, value in values.items():
+        old = raw[section].get(key)
+        if (section, key) in _MAPPING_KEYS and isinstance(old, dict) and isinstance(value, dict):
+            raw[section][key] = {**old, **value}
+        else:
+            raw[section][key] = value
+        if (section, key) in _MAPPING_KEYS and isinstance(value, dict):
+            origins.update({f"{section}.{key}.{k}": origin for k in value})
+        else:
+            origins[f"{section}.{key}"] = origin
+
+
+def _translate_topics(
+    raw: dict[str, dict[str, Any]], origins: dict[str, str], platform: clowder.Clowder
+) -> tuple[Notice, ...]:
+    """Replace each configured topic that Clowder lists by its real name; a warning for each
+    one it does not list (when the file has a kafka section at all)."""
+    notices: list[Notice] = []
+    for section, cls in (("kafka", KafkaConfig), ("tracker", TrackerConfig)):
+        requested = raw[section].get("topic", cls().topic)
+        if not isinstance(requested, str) or not requested or platform.topics is None:
+            continue
+        real = platform.topic_name(requested)
+        key = f"{section}.topic"
+        if real is None:
+            fields_ = {"key": key, "topic": requested, "file": str(platform.path)}
+            notices.append(("clowder_topic_not_mapped", fields_))
+            continue
+        raw[section]["topic"] = real
+        origins[key] = f"{CLOWDER}, requested as {requested} ({origins.get(key, DEFAULT)})"
+    return tuple(notices)
+
+
+def _merge_file(
+    raw: dict[str, dict[str, Any]], origins: dict[str, str], path: Path, problems: list[str]
+) -> None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -105,11 +203,14 @@ def _merge_file(raw: dict[str, dict[str, Any]], path: Path, problems: list[str])
         elif not isinstance(values, dict):
             problems.append(f"{name}: must be a table")
         else:
-            raw[name].update(values)
+            _layer(raw, origins, name, values, FILE)
 
 
 def _merge_env(
-    raw: dict[str, dict[str, Any]], environ: Mapping[str, str], problems: list[str]
+    raw: dict[str, dict[str, Any]],
+    origins: dict[str, str],
+    environ: Mapping[str, str],
+    problems: list[str],
 ) -> None:
     for var, value in sorted(environ.items()):
         if not var.startswith(ENV_PREFIX) or var == "ETL_CONFIG" or var in NOT_CONFIG_VARS:
@@ -125,11 +226,9 @@ def _merge_env(
             )
         elif len(parts) == 3 and (section, parts[1]) in _MAPPING_KEYS:
             key = parts[2].replace("_", ".") if section == "kafka" else parts[2]
-            mapping = dict(raw[section].get(parts[1], {}))
-            mapping[key] = value
-            raw[section][parts[1]] = mapping
+            _layer(raw, origins, section, {parts[1]: {key: value}}, ENVIRONMENT)
         elif len(parts) == 2 and parts[1] in _keys(section):
-            raw[section][parts[1]] = value
+            _layer(raw, origins, section, {parts[1]: value}, ENVIRONMENT)
         elif len(parts) == 2:
             problems.append(f"{var}: unknown configuration key{_env_hint(var, section, parts[1])}")
         else:

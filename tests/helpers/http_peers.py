@@ -1,5 +1,5 @@
 """Small HTTP peers for the Pushgateway tests: one that trickles, one that records requests,
-and a private Pushgateway with basic auth (the real binary, on its own port)."""
+and a private Pushgateway, with basic auth or without (the real binary, on its own port)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,14 @@ def http_peer(trickle: bool) -> Iterator[Peer]:
 @contextmanager
 def pushgateway_with_basic_auth() -> Iterator[str]:
     """A private Pushgateway demanding basic auth; its URL (without credentials)."""
+    with private_pushgateway(basic_auth=True) as url:
+        yield url
+
+
+@contextmanager
+def private_pushgateway(*, basic_auth: bool = False) -> Iterator[str]:
+    """A private Pushgateway (the real binary on its own port), demanding basic auth or not;
+    its URL (without credentials)."""
     binary = shutil.which("prometheus-pushgateway")
     if binary is None:
         raise AssertionError("prometheus-pushgateway not found; run dev/services.sh install")
@@ -100,7 +108,7 @@ def pushgateway_with_basic_auth() -> Iterator[str]:
         [
             binary,
             f"--web.listen-address=127.0.0.1:{port}",
-            f"--web.config.file={web}",
+            *([f"--web.config.file={web}"] if basic_auth else []),
             # Debian's default file is the shared Pushgateway's: never read or write it.
             f"--persistence.file={directory / 'metrics.data'}",
         ],
