@@ -160,6 +160,7 @@ def _usage_text(exc: typer.TyperException, argv: list[str]) -> str:
     where = ""
     if ctx is not None:
         where = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip()
+        text = _missing_subcommand(ctx, where, argv, getattr(exc, "option_name", None)) or text
         flags = {
             opt
             for param in ctx.command.params
@@ -171,6 +172,36 @@ def _usage_text(exc: typer.TyperException, argv: list[str]) -> str:
                 text = f"{before} is a flag and takes no value: give {before} alone or leave it out"
                 break
     return f"{where}: {text}" if where else text
+
+
+def _missing_subcommand(ctx: Any, where: str, argv: list[str], option: str | None) -> str | None:
+    """For a group given no subcommand (``etl cleanup``, ``etl cleanup --dry-run``): say so and
+    list them, rather than typer's "Missing command." or "No such option: --dry-run" for an
+    option that belongs to the subcommands. None when a subcommand was named, or for an option
+    no subcommand has (typer's message stands)."""
+    names = {
+        name: command
+        for name, command in getattr(ctx.command, "commands", {}).items()
+        if not command.hidden
+    }
+    if option is not None:  # what came before it: the words after it may be its value
+        at = (i for i, word in enumerate(argv) if word.split("=")[0] == option)
+        argv = argv[: next(at, len(argv))]
+    # A group takes no option with a value, so its words are the commands named so far.
+    if not names or [w for w in argv if not w.startswith("-")] != where.split():
+        return None
+    if option is not None and not any(_has_option(c, option) for c in names.values()):
+        return None
+    what = "subcommand" if where else "command"
+    before = f" before {option}" if option else ""
+    return f"missing {what}{before}; one of: {', '.join(sorted(names))}"
+
+
+def _has_option(command: Any, option: str) -> bool:
+    """Whether ``command``, or any command under it, takes ``option``."""
+    if any(option in param.opts for param in command.params):
+        return True
+    return any(_has_option(sub, option) for sub in getattr(command, "commands", {}).values())
 
 
 def _plain_flags(command: Any, ctx: typer.Context) -> None:
