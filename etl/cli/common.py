@@ -30,7 +30,7 @@ from etl.cli import logs
 from etl.cli.logs import escape_controls
 from etl.core.config import Config
 from etl.core.config_sources import load_config
-from etl.core.errors import ConfigError, EtlError
+from etl.core.errors import EXIT_CODES, EXIT_OK, ConfigError, EtlError, exit_codes_help
 
 
 class OutputFormat(StrEnum):
@@ -112,10 +112,9 @@ def handled() -> Iterator[None]:
         fail(str(exc), exc.exit_code)
 
 
-def epilog(*codes: str, ok: str = "success") -> str:
-    """The ``--help`` epilog listing a command's exit codes, in numeric order."""
-    lines = sorted((f"0: {ok}", "2: usage error", *codes), key=lambda line: int(line.split(":")[0]))
-    return "Exit codes:\n\n" + "\n\n".join(lines)
+def epilog(*errors: type[EtlError], ok: str = EXIT_CODES[EXIT_OK]) -> str:
+    """The ``--help`` epilog listing the exit codes of a command that can raise ``errors``."""
+    return "Exit codes:\n\n" + exit_codes_help(*errors, ok=ok).replace("\n", "\n\n")
 
 
 class EtlGroup(TyperGroup):

@@ -21,7 +21,7 @@ from etl.cli.run import (
     UntilTime,
     config_with,
 )
-from etl.core.errors import ConfigError
+from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, ConfigError, SchemaMissing
 from etl.core.plan import aim_from_options, parse_timestamp
 from etl.kafka import offsets
 from etl.pg import admin, ledger
@@ -204,5 +204,5 @@ def _clip(text: str | None, width: int) -> str | None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plan", epilog=epilog("3: Kafka unavailable"))(plan)
-    app.command("runs", epilog=epilog("4: PostgreSQL unavailable", "5: schema missing"))(runs_list)
+    app.command("plan", epilog=epilog(*KAFKA_ERRORS))(plan)
+    app.command("runs", epilog=epilog(*POSTGRES_ERRORS, SchemaMissing))(runs_list)
