@@ -43,7 +43,7 @@ _SECTIONS: dict[str, type[Any]] = {
 _MAPPING_KEYS = {("kafka", "client"), ("pushgateway", "grouping_key")}
 
 
-# Variables of the dev scripts (dev/services.sh), not configuration keys.
+# Variables of the dev scripts (dev/services.sh, dev/venv.sh), not configuration keys.
 NOT_CONFIG_VARS = frozenset(
     {
         "ETL_SERVICES_DIR",
@@ -51,6 +51,7 @@ NOT_CONFIG_VARS = frozenset(
         "ETL_KAFKA_PORT",
         "ETL_PUSHGATEWAY_PORT",
         "ETL_MINIMUM_VENV",
+        "ETL_VENV",
     }
 )
 
