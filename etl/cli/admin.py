@@ -18,7 +18,7 @@ import typer
 from etl.cli import check as checks
 from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, handled, load
 from etl.cli.logs import setup_logging
-from etl.cli.render import json_lines, table_lines, to_toml
+from etl.cli.render import json_lines, mark_keys, table_lines, to_toml
 from etl.core.errors import (
     KAFKA_ERRORS,
     POSTGRES_ERRORS,
@@ -28,6 +28,7 @@ from etl.core.errors import (
     SchemaMissing,
 )
 from etl.core.migrations import LATEST, parse_target
+from etl.kafka.offsets import CLIENT_DEFAULTS
 from etl.pg import admin, cleanup
 
 YesOption = Annotated[bool, typer.Option("--yes", help="Confirm a destructive operation.")]
@@ -301,7 +302,11 @@ def config_show(config: ConfigOption = None) -> None:
     """Print the effective configuration (file, then environment) as TOML, secrets masked."""
     with handled():
         cfg = load(config)
-    typer.echo(to_toml(cfg.masked()), nl=False)
+    sections = cfg.masked()
+    # [kafka.client] as the consumers get it: etl's librdkafka defaults under what was set.
+    defaults = {k: v for k, v in CLIENT_DEFAULTS.items() if k not in cfg.kafka.client}
+    sections["kafka"]["client"] = {**CLIENT_DEFAULTS, **sections["kafka"]["client"]}
+    typer.echo(mark_keys(to_toml(sections), "kafka.client", defaults, "default"), nl=False)
 
 
 def register(app: typer.Typer) -> None:

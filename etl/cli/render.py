@@ -7,7 +7,8 @@ file (with the secrets re-entered).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import tomllib
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -19,6 +20,20 @@ import tomli_w
 def to_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
     """TOML text for ``{section: {key: scalar | {key: scalar}}}``, keys in the given order."""
     return tomli_w.dumps(sections)
+
+
+def mark_keys(text: str, section: str, keys: Collection[str], note: str) -> str:
+    """``text`` (from `to_toml`) with ``  # note`` after each key of ``[section]`` in ``keys``;
+    still TOML that loads to the same data."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("["):
+            inside = line.strip() == f"[{section}]"
+        elif inside and line.strip() and next(iter(tomllib.loads(line))) in keys:
+            out.append(f"{line.rstrip()}  # {note}\n")
+            continue
+        out.append(line)
+    return "".join(out)
 
 
 def json_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
