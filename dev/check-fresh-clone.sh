@@ -4,7 +4,8 @@
 # ETL_ setting inherited:
 #   1. `bash dev/demo.sh` on a terminal with stdin closed, under a deadline: it must create
 #      .venv itself, bring its pip to requirements/pip.txt, install the runtime lock and etl
-#      from the clone, and exit 0 without waiting for a key (a pager would hang here);
+#      from the clone, and exit 0 without waiting for a key (a pager would hang here), printing
+#      no line wider than 100 columns;
 #   2. dev/test.sh's install step (dev/venv.sh with the dev lock) into another new virtual
 #      environment, which must then collect the whole test suite.
 # Services the demo started are stopped at the end; services already running are used and left
@@ -14,6 +15,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d /tmp/etl-fresh-clone.XXXXXX)"
+chmod 755 "$work" # PostgreSQL's tools run as the postgres user from inside the clone
 clone="$work/etl"
 started=()
 log() { printf 'fresh-clone: %s (%ds)\n' "$*" "$SECONDS" >&2; }
@@ -53,7 +55,7 @@ log "bash dev/demo.sh"
 # `script` gives the demo a terminal, as a person has: a pager would wait there for a key, and
 # the deadline turns that into a failure. The output of the demo goes to demo.log.
 status=0
-timeout 600 script -qec "bash dev/demo.sh" "$work/demo.log" </dev/null >/dev/null || status=$?
+timeout 420 script -qec "bash dev/demo.sh" "$work/demo.log" </dev/null >/dev/null || status=$?
 for name in postgres kafka pushgateway; do
   grep -qx "$name" <<<"$before" || started+=("$name")
 done
@@ -66,8 +68,11 @@ fi
 [ "$(pip_of .venv)" = "$pip_locked" ] || { log ".venv has pip $(pip_of .venv), not $pip_locked"; exit 1; }
 module="$(.venv/bin/python -c 'import etl.core._native as m; print(m.__file__)')"
 [[ "$module" == "$clone/"* ]] || { log ".venv's etl is $module, not the clone's"; exit 1; }
-width="$(sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r//g' "$work/demo.log" | awk '{ if (length > w) w = length } END { print w }')"
-log "demo: exit 0, $(wc -l <"$work/demo.log") lines, the widest $width characters"
+# What a terminal shows: no colours or cursor moves, each redraw of the live view a line.
+sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$work/demo.log" | tr '\r' '\n' | sed '1d;$d' >"$work/demo.txt"
+wide="$(LC_ALL=C.UTF-8 grep -E '^.{101}' "$work/demo.txt" || true)"
+[ -z "$wide" ] || { printf '%s\n' "$wide" >&2; log "the demo printed lines wider than 100 columns"; exit 1; }
+log "demo: exit 0, .venv with pip $pip_locked, every line within 100 columns"
 
 log "dev/venv.sh requirements/dev.txt in a new virtual environment"
 ETL_VENV="$work/dev-venv" bash dev/venv.sh requirements/dev.txt
