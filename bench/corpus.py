@@ -16,15 +16,20 @@ starting in the past), so every valid message becomes exactly one row. 1% of the
 from __future__ import annotations
 
 import random
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+# The producer loop shared with dev/samples.py lives in dev/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dev"))
+from producing import produce_all
 
 SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000}
 POOL = {"1k": 512, "10k": 128, "100k": 32}
@@ -251,28 +256,15 @@ def produce(
     """Create ``topic`` with ``partitions`` and fill it round-robin; returns what it holds."""
     create_topic(bootstrap, topic, partitions)
     corpus = Corpus(topic, size, messages, partitions)
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 50,
-            "batch.size": 1_000_000,
-            "compression.type": compression,
-            "acks": "all",
-        }
-    )
-    for i, (value, reason) in enumerate(generate(size, messages, seed)):
-        corpus.value_bytes += len(value)
-        if reason is None:
-            corpus.valid += 1
-        else:
-            corpus.reasons[reason] += 1
-        while True:
-            try:
-                producer.produce(topic, value, partition=i % partitions)
-                break
-            except BufferError:
-                producer.poll(0.2)
-        producer.poll(0)
-    if producer.flush(120) != 0:
-        raise RuntimeError(f"could not deliver every message to {topic}")
+
+    def counted() -> Iterator[tuple[int, bytes]]:
+        for i, (value, reason) in enumerate(generate(size, messages, seed)):
+            corpus.value_bytes += len(value)
+            if reason is None:
+                corpus.valid += 1
+            else:
+                corpus.reasons[reason] += 1
+            yield i % partitions, value
+
+    produce_all(bootstrap, topic, counted(), config={"compression.type": compression})
     return corpus

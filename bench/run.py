@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,16 @@ DEFAULT_MESSAGES = {"1k": 200_000, "10k": 50_000, "100k": 5_000}
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
-def parse_args() -> argparse.Namespace:
+def services_dir(environ: Mapping[str, str]) -> Path:
+    """Where ``dev/services.sh`` keeps its state, by the same rule: ``$ETL_SERVICES_DIR`` unless
+    unset or empty, else /tmp/etl-services."""
+    return Path(environ.get("ETL_SERVICES_DIR") or "/tmp/etl-services")
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ
+) -> argparse.Namespace:
+    """The options; the PostgreSQL pid file defaults to the one of the services in use."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", default="1k,10k,100k", help="report sizes, of 1k,10k,100k")
     p.add_argument("--messages", type=int, help=f"messages per size (default {DEFAULT_MESSAGES})")
@@ -58,10 +68,13 @@ def parse_args() -> argparse.Namespace:
         "--src", type=Path, default=Path(__file__).resolve().parent.parent,
         help="checkout whose etl package and schema.sql are measured (default: this one)",
     )  # fmt: skip
-    p.add_argument("--pg-pid-file", type=Path, default=Path("/tmp/etl-services/pg/postmaster.pid"))
+    p.add_argument(
+        "--pg-pid-file", type=Path, default=services_dir(environ) / "pg" / "postmaster.pid",
+        help="the server whose CPU is measured (default: $ETL_SERVICES_DIR/pg/postmaster.pid)",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latest.json")
     p.add_argument("--keep", action="store_true", help="keep topics (databases are dropped)")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 class Bench:

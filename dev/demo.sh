@@ -4,6 +4,9 @@
 # The services keep running afterwards; stop them with `dev/services.sh stop`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Never wait for a key: no pager, whatever the terminal or ~/.psqlrc say. Every line fits in 100
+# columns (dev/check-fresh-clone.sh holds it to that).
+export PAGER=cat PSQL_PAGER=cat
 
 . dev/venv.sh requirements/runtime.txt # the project's .venv, from the lock
 service_env="$(dev/services.sh start)" # a failed start stops the script here
@@ -26,12 +29,13 @@ code=$?
 set -e
 echo "== exit code: $code"
 echo "== new_reports (latest 5)"
-psql "$ETL_POSTGRES__DSN" -P pager=off -c "SELECT org_id, account_number, cluster, updated_at,
-  kafka_partition, kafka_offset, left(report, 60) AS report
-  FROM new_reports ORDER BY updated_at DESC LIMIT 5"
+psql -X -P pager=off "$ETL_POSTGRES__DSN" -c "SELECT org_id, account_number AS account, cluster,
+  updated_at::timestamp(0) AS updated_at, kafka_partition || ':' || kafka_offset AS at,
+  length(report) AS bytes FROM new_reports ORDER BY new_reports.updated_at DESC LIMIT 5"
 echo "== rejected_messages"
-psql "$ETL_POSTGRES__DSN" -P pager=off -c "SELECT kafka_partition, kafka_offset, reason, left(detail, 70) AS detail
-  FROM rejected_messages ORDER BY rejected_at DESC, kafka_offset LIMIT 10"
+psql -X -P pager=off "$ETL_POSTGRES__DSN" -c "SELECT kafka_partition || ':' || kafka_offset AS at,
+  reason, left(detail, 60) AS detail
+  FROM rejected_messages ORDER BY rejected_at DESC, kafka_partition, kafka_offset LIMIT 10"
 echo "== metrics on the Pushgateway"
 curl -s "$ETL_PUSHGATEWAY__URL/metrics" | grep '^etl_' | grep 'job="etl-demo"' | grep -v ' 0$' || true
 exit "$code"

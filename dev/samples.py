@@ -7,13 +7,15 @@ Reads ETL_KAFKA__BOOTSTRAP_SERVERS. Timestamps are in the past, so every valid s
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from producing import produce_all
 
 INVALID = [
     b"",
@@ -69,13 +71,12 @@ def main() -> None:
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
-    producer = Producer({"bootstrap.servers": servers})
     now = datetime.now(UTC)
-    values = [sample(i, now) for i in range(args.count)] + INVALID
-    for i, value in enumerate(values):
-        producer.produce(args.topic, value, partition=i % args.partitions)
-    producer.flush(30)
-    print(f"produced {len(values)} messages ({len(INVALID)} invalid) to {args.topic}")
+    values = itertools.chain((sample(i, now) for i in range(args.count)), INVALID)
+    produced = produce_all(
+        servers, args.topic, ((i % args.partitions, value) for i, value in enumerate(values))
+    )
+    print(f"produced {produced} messages ({len(INVALID)} invalid) to {args.topic}")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ from etl.core.plan import (
     Aim,
     OffsetSpec,
     Watermarks,
+    aim_from_options,
     check_combination,
     parse_offsets,
     parse_partitions,
     parse_timestamp,
     plan_partition,
+    plan_partitions,
 )
 
 
@@ -175,3 +177,65 @@ def test_an_empty_range_as_typed_is_a_usage_error_but_empty_data_is_not() -> Non
     )
     quiet = Watermarks(10, 100, 40, from_time_offset=60, until_time_offset=60)
     assert plan(window, quiet) == (60, 60, "no message in the time window on this partition")
+
+
+def offsets_aim(from_offset: str, until_offset: str, partitions: str | None = None) -> Aim:
+    return aim_from_options(
+        from_offset=from_offset,
+        until_offset=until_offset,
+        from_timestamp=None,
+        until_timestamp=None,
+        from_beginning=False,
+        partitions=partitions,
+    )
+
+
+@pytest.mark.parametrize(
+    ("from_offset", "until_offset", "partitions", "message"),
+    [
+        ("7", "7", None, "the offset range [7, 7) is empty or reversed on every partition"),
+        ("7", "2", "0,2", "the offset range [7, 2) is empty or reversed on partitions 0, 2"),
+        ("7", "2", "1", "the offset range [7, 2) is empty or reversed on partition 1"),
+        (
+            "0:7,1:1,2:9",
+            "0:7,1:5,2:3",
+            None,
+            "the offset ranges [7, 7) of partition 0, [9, 3) of partition 2 are empty or reversed",
+        ),
+        ("7", "0:7,1:9", None, "the offset range [7, 7) of partition 0 is empty or reversed"),
+        ("0:5,1:9", "8", None, "the offset range [9, 8) of partition 1 is empty or reversed"),
+    ],
+)
+def test_an_offset_range_empty_as_typed_names_every_partition_concerned(
+    from_offset: str, until_offset: str, partitions: str | None, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        offsets_aim(from_offset, until_offset, partitions)
+    assert str(err.value) == message
+
+
+def test_offset_ranges_empty_on_no_partition_pass() -> None:
+    assert offsets_aim("0:7,1:1", "0:8,2:3").from_offset == OffsetSpec(per_partition={0: 7, 1: 1})
+    assert offsets_aim("3", "4").until_offset == OffsetSpec(every=4)
+
+
+def test_every_partition_whose_range_the_data_refuses_is_named() -> None:
+    marks = {0: Watermarks(25, 100), 1: Watermarks(2, 100), 2: Watermarks(30, 100)}
+    with pytest.raises(ConfigError) as err:
+        plan_partitions(marks, Aim(from_beginning=True, until_offset=OffsetSpec(20)), "earliest")
+    assert str(err.value) == (
+        "partition 0: the offset range [25, 20) is empty or reversed; "
+        "partition 2: the offset range [30, 20) is empty or reversed"
+    )
+    with pytest.raises(ConfigError) as err:
+        plan_partitions(marks, Aim(from_offset=OffsetSpec(5)), "earliest")
+    assert str(err.value) == (
+        "--from-offset: 5 is below the log start 25 of partition 0; "
+        "--from-offset: 5 is below the log start 30 of partition 2"
+    )
+    planned = plan_partitions(marks, Aim(from_offset=OffsetSpec(40)), "earliest")
+    assert [(p.progress.partition, p.progress.start) for p in planned] == [
+        (0, 40),
+        (1, 40),
+        (2, 40),
+    ]

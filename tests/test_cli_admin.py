@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from etl.cli.app import app
 from etl.cli.render import table_lines, to_toml
 from etl.core.config_sources import load_config
+from etl.kafka.offsets import CLIENT_DEFAULTS
 
 NO_ETL_ENV = {k: None for k in os.environ if k.startswith("ETL_")}
 
@@ -20,6 +21,12 @@ NO_ETL_ENV = {k: None for k in os.environ if k.startswith("ETL_")}
 def show(*args: str, **env: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, ["config", "show", *args], env={**NO_ETL_ENV, **env})
     return result.exit_code, result.stdout, result.stderr
+
+
+def shown(masked: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What config show prints for ``masked``: [kafka.client] over etl's defaults."""
+    kafka = {**masked["kafka"], "client": {**CLIENT_DEFAULTS, **masked["kafka"]["client"]}}
+    return {**masked, "kafka": kafka}
 
 
 def test_config_show_prints_the_effective_configuration_as_toml(tmp_path: Path) -> None:
@@ -30,7 +37,7 @@ def test_config_show_prints_the_effective_configuration_as_toml(tmp_path: Path) 
     data = tomllib.loads(out)
     assert data["kafka"]["topic"] == "from-file"
     assert data["batch"]["max_messages"] == 70  # environment wins over the file
-    assert data == load_config(path, {"ETL_BATCH__MAX_MESSAGES": "70"}).masked()
+    assert data == shown(load_config(path, {"ETL_BATCH__MAX_MESSAGES": "70"}).masked())
 
 
 def test_config_show_masks_secrets() -> None:
@@ -44,7 +51,11 @@ def test_config_show_masks_secrets() -> None:
     assert "kafka-secret" not in out
     data = tomllib.loads(out)
     assert "password=***" in data["postgres"]["dsn"]
-    assert data["kafka"]["client"] == {"sasl.password": "***", "security.protocol": "SASL_SSL"}
+    assert data["kafka"]["client"] == {
+        **CLIENT_DEFAULTS,
+        "sasl.password": "***",
+        "security.protocol": "SASL_SSL",
+    }
 
 
 def test_config_show_output_loads_back_as_a_config_file(tmp_path: Path) -> None:
@@ -56,7 +67,8 @@ def test_config_show_output_loads_back_as_a_config_file(tmp_path: Path) -> None:
         None, {"ETL_PUSHGATEWAY__GROUPING_KEY__WORKER": "3", "ETL_LOG__LEVEL": "DEBUG"}
     )
     # The DSN is shown in libpq key=value form (password masked): same settings.
-    assert load_config(path, {}).masked() == expected.masked()
+    # etl's [kafka.client] defaults are shown, so the file sets them: same settings.
+    assert load_config(path, {}).masked() == shown(expected.masked())
 
 
 def test_config_show_with_a_bad_key_exits_2() -> None:

@@ -51,6 +51,39 @@ def test_what_the_parser_refuses_is_one_line_and_exit_2(args: list[str], line: s
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["cleanup", "--dry-run"],
+            "etl: error: cleanup: missing subcommand before --dry-run; one of: new-reports, "
+            "read-errors, rejections, reported",
+        ),
+        (
+            ["cleanup"],
+            "etl: error: cleanup: missing subcommand; one of: new-reports, read-errors, "
+            "rejections, reported",
+        ),
+        (
+            ["db", "--dsn", "postgresql://x"],
+            "etl: error: db: missing subcommand before --dsn; one of: drop, init, migrate, version",
+        ),
+        (
+            ["--dry-run"],
+            "etl: error: missing command before --dry-run; one of: check, cleanup, config, db, "
+            "plan, run, runs",
+        ),
+        # An option no subcommand has is no sign of a missing subcommand.
+        (["cleanup", "--bogus"], "etl: error: cleanup: No such option: --bogus"),
+    ],
+)
+def test_a_group_given_no_subcommand_says_so_and_lists_them(args: list[str], line: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert result.stderr == line + "\n"
+    assert result.stdout == ""
+
+
 def test_with_json_logs_the_last_line_is_the_failure_as_a_json_event() -> None:
     result = invoke("run", "--bogus", fmt="json")
     assert result.exit_code == 2

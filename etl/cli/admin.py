@@ -28,23 +28,30 @@ from etl.cli.common import (
 )
 from etl.cli.logs import escape_controls, setup_logging
 from etl.cli.render import annotated_toml, json_lines, sources_text, table_lines
-from etl.core.errors import ConfigError
+from etl.core.errors import (
+    KAFKA_ERRORS,
+    POSTGRES_ERRORS,
+    ConfigError,
+    PushgatewayUnavailable,
+    SchemaConflict,
+    SchemaMissing,
+)
 from etl.core.migrations import LATEST, parse_target
+from etl.kafka.offsets import CLIENT_DEFAULTS
 from etl.pg import admin, cleanup
 
 YesOption = Annotated[bool, typer.Option("--yes", help="Confirm a destructive operation.")]
 
 
-_PG = "4: PostgreSQL unavailable"
-_SCHEMA = "5: schema conflict (version newer than etl, or a step refused and rolled back)"
-_MISSING = "5: the table does not exist at this schema version (run etl db migrate)"
+# The exit codes each command can return: the errors it can raise (etl.core.errors).
+_DB = epilog(*POSTGRES_ERRORS, SchemaConflict)
 
 db_app = typer.Typer(help="Create, migrate, inspect and drop the notification database schema.")
 cleanup_app = typer.Typer(help="Delete rows older than --max-age, in bounded chunks.")
 config_app = typer.Typer(help="Inspect the effective configuration.")
 
 
-@db_app.command("init", epilog=epilog(_PG, _SCHEMA))
+@db_app.command("init", epilog=_DB)
 def db_init(config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Create the whole schema on an empty database; do nothing on an up-to-date one."""
     with handled():
@@ -57,7 +64,7 @@ def db_init(config: ConfigOption = None, dsn: DsnOption = None) -> None:
         typer.echo(f"schema already at version {LATEST}; nothing to do")
 
 
-@db_app.command("migrate", epilog=epilog(_PG, _SCHEMA))
+@db_app.command("migrate", epilog=_DB)
 def db_migrate(
     to: Annotated[
         str,
@@ -83,7 +90,7 @@ def db_migrate(
     typer.echo(f"schema at version {target}" + ("" if steps else "; nothing to do"))
 
 
-@db_app.command("version", epilog=epilog(_PG, _SCHEMA))
+@db_app.command("version", epilog=_DB)
 def db_version(config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Print the database's schema version and the latest this etl provides."""
     with handled():
@@ -94,7 +101,7 @@ def db_version(config: ConfigOption = None, dsn: DsnOption = None) -> None:
     typer.echo(f"latest: {LATEST}")
 
 
-@db_app.command("drop", epilog=epilog(_PG, "5: a table etl does not own depends on them"))
+@db_app.command("drop", epilog=_DB)
 def db_drop(yes: YesOption = False, config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Drop every table etl owns, dependents first, whatever the schema version."""
     with handled():
@@ -132,7 +139,7 @@ ChunkSize = Annotated[
     int, typer.Option("--chunk-size", min=1, help="Rows deleted per transaction.")
 ]
 DEFAULT_LIMIT = 100
-_CLEANUP_EPILOG = epilog(_PG, _MISSING)
+_CLEANUP_EPILOG = epilog(*POSTGRES_ERRORS, SchemaMissing, SchemaConflict)
 
 
 @dataclass(frozen=True)
@@ -262,12 +269,10 @@ def cleanup_reported(
 
 
 _CHECK_EPILOG = epilog(
-    "3: Kafka unavailable",
-    "4: PostgreSQL unavailable",
-    "5: schema not at the latest version",
-    "7: Pushgateway unavailable",
-    "8: PostgreSQL refused the login or a privilege",
-    "9: the topic is missing, or Kafka refused the login",
+    *KAFKA_ERRORS,
+    *POSTGRES_ERRORS,
+    SchemaConflict,
+    PushgatewayUnavailable,
     ok="every dependency is fine (otherwise the first failure's code)",
 )
 
@@ -313,7 +318,10 @@ def config_show(config: ConfigOption = None) -> None:
     header = ["sources, later wins: default < file < clowder < environment"]
     if loaded.file is not None or loaded.clowder is not None:
         header.append(sources_text(loaded))
-    typer.echo(annotated_toml(loaded.config.masked(), loaded.origin, header), nl=False)
+    sections = loaded.config.masked()
+    # [kafka.client] as the consumers get it: etl's librdkafka defaults under what was set.
+    sections["kafka"]["client"] = {**CLIENT_DEFAULTS, **sections["kafka"]["client"]}
+    typer.echo(annotated_toml(sections, loaded.origin, header), nl=False)
 
 
 def register(app: typer.Typer) -> None:

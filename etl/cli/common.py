@@ -32,7 +32,7 @@ from etl.cli.logs import escape_controls
 from etl.core import events
 from etl.core.config import Config
 from etl.core.config_sources import Loaded, load_sources
-from etl.core.errors import EXIT_BUG, ConfigError, EtlError
+from etl.core.errors import EXIT_BUG, EXIT_CODES, EXIT_OK, ConfigError, EtlError, exit_codes_help
 
 
 class OutputFormat(StrEnum):
@@ -131,10 +131,9 @@ def handled() -> Iterator[None]:
         fail(str(exc), exc.exit_code)
 
 
-def epilog(*codes: str, ok: str = "success") -> str:
-    """The ``--help`` epilog listing a command's exit codes, in numeric order."""
-    lines = sorted((f"0: {ok}", "2: usage error", *codes), key=lambda line: int(line.split(":")[0]))
-    return "Exit codes:\n\n" + "\n\n".join(lines)
+def epilog(*errors: type[EtlError], ok: str = EXIT_CODES[EXIT_OK]) -> str:
+    """The ``--help`` epilog listing the exit codes of a command that can raise ``errors``."""
+    return "Exit codes:\n\n" + exit_codes_help(*errors, ok=ok).replace("\n", "\n\n")
 
 
 class EtlGroup(TyperGroup):
@@ -188,6 +187,7 @@ def _usage_text(exc: typer.TyperException, argv: list[str]) -> str:
     where = ""
     if ctx is not None:
         where = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip()
+        text = _missing_subcommand(ctx, where, argv, getattr(exc, "option_name", None)) or text
         flags = {
             opt
             for param in ctx.command.params
@@ -199,6 +199,36 @@ def _usage_text(exc: typer.TyperException, argv: list[str]) -> str:
                 text = f"{before} is a flag and takes no value: give {before} alone or leave it out"
                 break
     return f"{where}: {text}" if where else text
+
+
+def _missing_subcommand(ctx: Any, where: str, argv: list[str], option: str | None) -> str | None:
+    """For a group given no subcommand (``etl cleanup``, ``etl cleanup --dry-run``): say so and
+    list them, rather than typer's "Missing command." or "No such option: --dry-run" for an
+    option that belongs to the subcommands. None when a subcommand was named, or for an option
+    no subcommand has (typer's message stands)."""
+    names = {
+        name: command
+        for name, command in getattr(ctx.command, "commands", {}).items()
+        if not command.hidden
+    }
+    if option is not None:  # what came before it: the words after it may be its value
+        at = (i for i, word in enumerate(argv) if word.split("=")[0] == option)
+        argv = argv[: next(at, len(argv))]
+    # A group takes no option with a value, so its words are the commands named so far.
+    if not names or [w for w in argv if not w.startswith("-")] != where.split():
+        return None
+    if option is not None and not any(_has_option(c, option) for c in names.values()):
+        return None
+    what = "subcommand" if where else "command"
+    before = f" before {option}" if option else ""
+    return f"missing {what}{before}; one of: {', '.join(sorted(names))}"
+
+
+def _has_option(command: Any, option: str) -> bool:
+    """Whether ``command``, or any command under it, takes ``option``."""
+    if any(option in param.opts for param in command.params):
+        return True
+    return any(_has_option(sub, option) for sub in getattr(command, "commands", {}).values())
 
 
 def _plain_flags(command: Any, ctx: typer.Context) -> None:

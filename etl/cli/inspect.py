@@ -22,7 +22,7 @@ from etl.cli.run import (
     config_with,
 )
 from etl.core.config import Config
-from etl.core.errors import ConfigError, EtlError
+from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, ConfigError, EtlError, SchemaMissing
 from etl.core.plan import aim_from_options, parse_timestamp
 from etl.core.positions import StoredPositions
 from etl.kafka import offsets
@@ -233,5 +233,5 @@ def _clip(text: str | None, width: int) -> str | None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plan", epilog=epilog("3: Kafka unavailable"))(plan)
-    app.command("runs", epilog=epilog("4: PostgreSQL unavailable", "5: schema missing"))(runs_list)
+    app.command("plan", epilog=epilog(*KAFKA_ERRORS))(plan)
+    app.command("runs", epilog=epilog(*POSTGRES_ERRORS, SchemaMissing))(runs_list)

@@ -24,14 +24,14 @@ import typer
 from rich.console import Console
 
 from etl.cli import sentry
-from etl.cli.common import ConfigOption, DsnOption, fail, handled, load
+from etl.cli.common import ConfigOption, DsnOption, epilog, fail, handled, load
 from etl.cli.logs import flush_repeats, setup_logging
 from etl.cli.progress import LiveView, Snapshot
 from etl.cli.summary import summary_view
 from etl.core import events
 from etl.core.config import Config
 from etl.core.counts import RunCounts
-from etl.core.errors import exit_codes_help
+from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, Interrupted, SchemaMissing
 from etl.core.plan import aim_from_options, recorded_options
 from etl.core.ports import NullTracker
 from etl.kafka.source import KafkaSource
@@ -308,5 +308,11 @@ def _replay_ranges(cfg: Config, run_id: int) -> dict[int, tuple[int, int]]:
 
 
 def register(app: typer.Typer) -> None:
-    epilog = "Exit codes:\n\n" + exit_codes_help().replace("\n", "\n\n") + "\n\n" + _AIM_HELP
-    app.command("run", epilog=epilog)(run)
+    codes = epilog(
+        *KAFKA_ERRORS,
+        *POSTGRES_ERRORS,
+        SchemaMissing,
+        Interrupted,
+        ok="reached the stop offsets of every assigned partition (rejections included)",
+    )
+    app.command("run", epilog=f"{codes}\n\n{_AIM_HELP}")(run)

@@ -92,21 +92,27 @@ class KafkaRefused(EtlError):
     exit_code = 9
 
 
+# The one table of what each exit code means; a command's ``--help`` lists the rows of the codes
+# it can return (`exit_codes_help`), so each row is worded for every command that returns it.
 EXIT_CODES: dict[int, str] = {
-    EXIT_OK: "reached the stop offsets of every assigned partition (rejections included)",
+    EXIT_OK: "success",
     EXIT_BUG: "unexpected error (a bug): traceback on stderr",
     ConfigError.exit_code: "usage or configuration error; nothing was touched",
     KafkaUnavailable.exit_code: "Kafka unavailable",
     PostgresUnavailable.exit_code: "PostgreSQL unavailable (after retry_max_seconds of retries),"
     " TLS verification failed, or it refused the operation",
-    SchemaMissing.exit_code: "database schema missing (run etl db migrate)",
+    SchemaMissing.exit_code: "database schema missing (run etl db migrate), or at a version or in"
+    " a state that forbids the operation (the message says which)",
     Interrupted.exit_code: "interrupted by SIGTERM/SIGINT; committed what was written",
-    PushgatewayUnavailable.exit_code: "Pushgateway unavailable (etl check only)",
+    PushgatewayUnavailable.exit_code: "Pushgateway unavailable",
     PostgresRefused.exit_code: "PostgreSQL refused the login or a privilege; fix the"
     " configuration (not retried)",
     KafkaRefused.exit_code: "topic missing, or Kafka refused authentication or authorization;"
     " fix the configuration (not retried)",
 }
+# What any command talking to Kafka, or to PostgreSQL, can end with.
+KAFKA_ERRORS: tuple[type[EtlError], ...] = (KafkaUnavailable, KafkaRefused)
+POSTGRES_ERRORS: tuple[type[EtlError], ...] = (PostgresUnavailable, PostgresRefused)
 
 # Exit codes after which running the same job again cannot succeed without a change.
 PERMANENT_EXIT_CODES: frozenset[int] = frozenset(
@@ -145,6 +151,10 @@ def is_transient_connection_failure(message: str) -> bool:
     return any(reason in message for reason in _TRANSIENT_FATAL)
 
 
-def exit_codes_help() -> str:
-    """The exit code table as shown by ``etl run --help`` and docs/operations.md."""
-    return "\n".join(f"{code}: {text}" for code, text in sorted(EXIT_CODES.items()))
+def exit_codes_help(*errors: type[EtlError], ok: str = EXIT_CODES[EXIT_OK]) -> str:
+    """The exit codes of a command that can raise ``errors``, one ``code: meaning`` line each
+    from `EXIT_CODES`, in numeric order: 0 (meaning ``ok``), 1 (a bug) and 2 (usage, which every
+    command can return), then the codes of ``errors``, each once."""
+    texts = {**EXIT_CODES, EXIT_OK: ok}
+    codes = {EXIT_OK, EXIT_BUG, ConfigError.exit_code, *(error.exit_code for error in errors)}
+    return "\n".join(f"{code}: {texts[code]}" for code in sorted(codes))

@@ -145,6 +145,38 @@ def check_combination(aim: Aim) -> None:
         raise ConfigError("--replay-run takes its partitions from the run; drop --partitions")
     if aim.from_timestamp and aim.until_timestamp and aim.from_timestamp >= aim.until_timestamp:
         raise ConfigError("--from-timestamp must be earlier than --until-timestamp")
+    if aim.from_offset is not None and aim.until_offset is not None:
+        _check_offset_ranges(aim.from_offset, aim.until_offset, aim.partitions)
+
+
+def _check_offset_ranges(
+    starts: OffsetSpec, stops: OffsetSpec, chosen: frozenset[int] | None
+) -> None:
+    """Reject ``--from-offset``/``--until-offset`` ranges that are empty or reversed as typed,
+    naming every partition concerned: for ``N`` given to both, "every partition" (or the ones
+    ``--partitions`` chose); else each partition a ``P:N`` item names."""
+    if not starts.per_partition and not stops.per_partition:
+        if starts.every is not None and stops.every is not None and starts.every >= stops.every:
+            where = "every partition" if chosen is None else _partitions_text(chosen)
+            raise ConfigError(
+                f"the offset range [{starts.every}, {stops.every}) is empty or reversed on {where}"
+            )
+        return
+    bad = [
+        f"[{start}, {stop}) of partition {p}"
+        for p in sorted({*starts.per_partition, *stops.per_partition})
+        if (start := starts.get(p)) is not None and (stop := stops.get(p)) is not None
+        if start >= stop
+    ]
+    if len(bad) == 1:
+        raise ConfigError(f"the offset range {bad[0]} is empty or reversed")
+    if bad:
+        raise ConfigError(f"the offset ranges {', '.join(bad)} are empty or reversed")
+
+
+def _partitions_text(partitions: frozenset[int]) -> str:
+    numbers = ", ".join(map(str, sorted(partitions)))
+    return f"partition {numbers}" if len(partitions) == 1 else f"partitions {numbers}"
 
 
 def aim_from_options(
@@ -308,6 +340,24 @@ def needs_origin(partition: int, marks: Watermarks, aim: Aim) -> bool:
     """The database vouches for no position of ``partition`` (adopted, or never loaded) and the
     run resumes from a position: its start is recorded as the partition's origin."""
     return marks.stored in (None, NEVER_LOADED) and starts_from_position(partition, aim)
+
+
+def plan_partitions(
+    marks: Mapping[int, Watermarks], aim: Aim, auto_offset_reset: str
+) -> list[PlannedPartition]:
+    """`plan_partition` for each partition, in order; one ConfigError naming every partition
+    whose range is refused, not only the first."""
+    planned, refused = [], []
+    for partition, its_marks in sorted(marks.items()):
+        try:
+            progress, note = plan_partition(partition, its_marks, aim, auto_offset_reset)
+        except ConfigError as exc:
+            refused.append(str(exc))
+            continue
+        planned.append(PlannedPartition(progress, its_marks, note))
+    if refused:
+        raise ConfigError("; ".join(refused))
+    return planned
 
 
 def _window_note(start: int, stop: int, aim: Aim) -> str | None:

@@ -1,7 +1,7 @@
 """Kafka offsets as the broker reports them: partitions, watermarks, committed and time offsets.
 
 Shared by the source (at assignment) and ``etl plan`` (without reading a message), so both plan
-a partition from the same answers with `etl.core.plan.plan_partition`. Every librdkafka failure
+a partition from the same answers with `etl.core.plan.plan_partitions`. Every librdkafka failure
 becomes `KafkaUnavailable` here.
 """
 
@@ -19,7 +19,13 @@ from confluent_kafka.admin import AdminClient
 from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, EtlError, KafkaRefused, KafkaUnavailable
-from etl.core.plan import Aim, PlannedPartition, Watermarks, plan_partition, starts_from_position
+from etl.core.plan import (
+    Aim,
+    PlannedPartition,
+    Watermarks,
+    plan_partitions,
+    starts_from_position,
+)
 from etl.core.positions import StoredPositions
 from etl.kafka.waits import Waiter
 
@@ -195,12 +201,12 @@ def plan(
             committed[tp.partition] = tp.offset
         from_times = _offsets_for_times(consumer, cfg.topic, parts, aim.from_timestamp)
         until_times = _offsets_for_times(consumer, cfg.topic, parts, aim.until_timestamp)
-        out = []
+        marks = {}
         for p in parts:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(cfg.topic, p), timeout=REQUEST_TIMEOUT, cached=False
             )
-            marks = Watermarks(
+            marks[p] = Watermarks(
                 low,
                 high,
                 committed[p],
@@ -208,9 +214,7 @@ def plan(
                 until_times.get(p),
                 stored.of(p) if stored is not None else None,
             )
-            progress, note = plan_partition(p, marks, aim, cfg.auto_offset_reset)
-            out.append(PlannedPartition(progress, marks, note))
-        return out
+        return plan_partitions(marks, aim, cfg.auto_offset_reset)
     except KafkaException as exc:
         raise KafkaUnavailable(f"cannot read offsets of {cfg.topic!r}: {describe(exc)}") from exc
 
