@@ -1,7 +1,7 @@
 """Maintenance commands: ``etl db ...``, ``etl cleanup ...``, ``etl check``, ``etl config show``.
 
-Thin like `etl.cli`: build the configuration once, call `etl.db`, `etl.cleanup` or
-`etl.check`, print, and turn a known error into one ``etl: error:`` line and its exit code.
+Thin like `etl.cli`: build the configuration once, call `etl.pg.admin`, `etl.pg.cleanup` or
+`etl.cli.check`, print, and turn a known error into one ``etl: error:`` line and its exit code.
 Usage errors (bad ``--to``, ``--max-age``, a missing ``--yes``) exit 2 before any connection.
 `register` adds these commands to the ``etl`` app.
 """

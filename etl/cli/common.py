@@ -8,7 +8,7 @@ unknown option, a value out of range, a value given to a flag) ends like every o
 ``etl: error: ...`` line on stderr and exit 2, followed by the same failure as a JSON event when
 the logs are JSON lines.
 
-The command modules (`etl.cli_run`, `etl.cli_admin`, `etl.cli_inspect`) import this; it imports
+The command modules (`etl.cli.run`, `etl.cli.admin`, `etl.cli.inspect`) import this; it imports
 no adapter.
 """
 

@@ -6,7 +6,7 @@ handlers write through rich's console) and it is redrawn several times a second 
 been read so far: messages and MB of the planned total, rate, elapsed time, ETA, rejections, and
 per partition the offset reached, the stop offset and what is left, like
 ``kafka-consumer-groups.sh --describe``. The view is transient: when the run ends it is wiped,
-and `etl.summary` prints the one table that tells the outcome. The text ``run_finished`` log
+and `etl.cli.summary` prints the one table that tells the outcome. The text ``run_finished`` log
 line says the same as that table, so on a text log it is held back while the view is open.
 
 `render_view` is pure (a `Snapshot` and the elapsed time in, a rich renderable out); `LiveView`

@@ -1,4 +1,4 @@
-"""etl's own schema steps (9 onwards), after the reference's in `etl.schema_history`, and the
+"""etl's own schema steps (9 onwards), after the reference's in `etl.core.schema_history`, and the
 plan between any two versions.
 
     9  new_reports.kafka_partition and the rejected_messages table
@@ -9,7 +9,7 @@ plan between any two versions.
        applied) and etl_run_partitions.rewound
 
 Adding a migration is appending one `Migration` to `MIGRATIONS` (and its tables to `DROP_ORDER`,
-and the same DDL to ``schema.sql``; a test compares the two catalogs). Pure: `etl.db` runs the
+and the same DDL to ``schema.sql``; a test compares the two catalogs). Pure: `etl.pg.admin` runs the
 plan, each step in one transaction, and records the version after each.
 """
 
@@ -226,7 +226,7 @@ def next_step(current: int | None, target: int) -> Step | None:
 
 
 def plan(current: int | None, target: int) -> list[Step]:
-    """Every step from ``current`` to ``target``, in order (what `etl.db.migrate` will run)."""
+    """Every step from ``current`` to ``target``, in order (what `etl.pg.admin.migrate` will run)."""
     steps: list[Step] = []
     while (step := next_step(current, target)) is not None:
         steps.append(step)

@@ -13,15 +13,15 @@ any of its versions 0..8 (recorded in ``migration_info``) is adopted as is:
     7  a comment on every table
     8  indexes idx_reported_event_state_org_cluster and idx_reported_updated_at
 
-etl's own steps, from 9 on, are in `etl.migrations`.
+etl's own steps, from 9 on, are in `etl.core.migrations`.
 
 Version 0 is reached from an empty database ("no version": ``migration_info`` absent). Its
 statements use ``IF NOT EXISTS`` so a database holding only the tables of an older
 ``schema.sql`` is adopted too. The reference created its indexes ``CONCURRENTLY``, which cannot
 run inside a transaction; here every step is plain DDL so it runs in ONE transaction.
 
-These steps are history: they never change. Pure data, no I/O; `etl.migrations` plans the
-steps and `etl.db` executes them and records the version.
+These steps are history: they never change. Pure data, no I/O; `etl.core.migrations` plans the
+steps and `etl.pg.admin` executes them and records the version.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """PostgreSQL administration: connect, read the schema version, migrate, init, drop.
 
-This is the boundary for the maintenance commands: psycopg errors become `etl.errors` here
+This is the boundary for the maintenance commands: psycopg errors become `etl.core.errors` here
 (``PostgresUnavailable`` when the server cannot be reached or the connection breaks,
 ``SchemaConflict`` when the database refuses a step) and nothing above imports psycopg errors.
 
-Migration contract: every step of `etl.migrations` runs in ONE transaction that first takes a
+Migration contract: every step of `etl.core.migrations` runs in ONE transaction that first takes a
 transaction-level advisory lock, re-reads the version, runs the step's statements and records
 the new version in ``migration_info`` (exactly one row). A failing step rolls back completely;
 the steps before it stay committed. Two ``etl db migrate`` started at once serialise on the

@@ -1,5 +1,5 @@
 //! The compiled core of `etl`: message values in, PostgreSQL binary COPY rows and
-//! rejections out, one call per slice of a batch (see `etl/decode.py` for the contract).
+//! rejections out, one call per slice of a batch (see `etl/core/decode.py` for the contract).
 //!
 //! `json` scans strict JSON keeping every token as sent, `fields` holds the scalar rules,
 //! `message` applies the message contract to one value, `copy` writes binary COPY tuples and
