@@ -33,10 +33,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import default_handler, pushadd_to_gateway
 
 from etl.core import events
+from etl.core.aim import Aim
 from etl.core.config import MASK, PushgatewayConfig
 from etl.core.counts import COUNTS, RunCounts
 from etl.core.errors import ConfigError, PushgatewayUnavailable
-from etl.core.plan import Aim
 
 log = events.logger(__name__)
 

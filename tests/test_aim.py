@@ -6,20 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from etl.core.errors import ConfigError
-from etl.core.plan import (
-    NO_OFFSET,
+from etl.core.aim import (
     Aim,
     OffsetSpec,
-    Watermarks,
     aim_from_options,
     check_combination,
     parse_offsets,
     parse_partitions,
     parse_timestamp,
-    plan_partition,
-    plan_partitions,
 )
+from etl.core.errors import ConfigError
+from etl.core.plan import NO_OFFSET, Watermarks, plan_partition, plan_partitions
 
 
 def test_offsets_for_every_partition_or_some() -> None:

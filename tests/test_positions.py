@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from etl.core.plan import Aim, OffsetSpec, Watermarks, needs_origin, plan_partition
+from etl.core.aim import Aim, OffsetSpec
+from etl.core.plan import Watermarks, needs_origin, plan_partition
 from etl.core.positions import NEVER_LOADED, StoredPositions, StoredRange, chain, chain_end
 
 

@@ -21,9 +21,9 @@ from etl.cli.run import (
     UntilTime,
     config_with,
 )
+from etl.core.aim import aim_from_options, parse_timestamp
 from etl.core.config import Config
 from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, ConfigError, EtlError, SchemaMissing
-from etl.core.plan import aim_from_options, parse_timestamp
 from etl.core.positions import StoredPositions
 from etl.kafka import offsets
 from etl.pg import admin, ledger, progress

@@ -29,10 +29,10 @@ from etl.cli.logs import flush_repeats, setup_logging
 from etl.cli.progress import LiveView, Snapshot
 from etl.cli.summary import summary_view
 from etl.core import events
+from etl.core.aim import aim_from_options, recorded_options
 from etl.core.config import Config
 from etl.core.counts import RunCounts
 from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, Interrupted, SchemaMissing
-from etl.core.plan import aim_from_options, recorded_options
 from etl.core.ports import NullTracker
 from etl.kafka.source import KafkaSource
 from etl.kafka.tracker import open_tracker

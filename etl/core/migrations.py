@@ -226,7 +226,7 @@ def next_step(current: int | None, target: int) -> Step | None:
 
 
 def plan(current: int | None, target: int) -> list[Step]:
-    """Every step from ``current`` to ``target``, in order (what `etl.pg.admin.migrate` will run)."""
+    """Every step from ``current`` to ``target``, in order (what `etl.pg.admin.migrate` runs)."""
     steps: list[Step] = []
     while (step := next_step(current, target)) is not None:
         steps.append(step)

@@ -17,15 +17,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from etl.core import events
+from etl.core.aim import Aim, starts_from_position
 from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, EtlError, KafkaRefused, KafkaUnavailable
-from etl.core.plan import (
-    Aim,
-    PlannedPartition,
-    Watermarks,
-    plan_partitions,
-    starts_from_position,
-)
+from etl.core.plan import PlannedPartition, Watermarks, plan_partitions
 from etl.core.positions import StoredPositions
 from etl.kafka.waits import Waiter
 

@@ -32,9 +32,10 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from etl.core import events
+from etl.core.aim import Aim
 from etl.core.config import KafkaConfig
 from etl.core.errors import EtlError, KafkaUnavailable
-from etl.core.plan import Aim, PlannedPartition, needs_origin
+from etl.core.plan import PlannedPartition, needs_origin
 from etl.core.ports import Batch, Message, PartitionProgress, Positions
 from etl.kafka.commits import commit_offsets
 from etl.kafka.drain import Drain
