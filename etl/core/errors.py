@@ -14,7 +14,8 @@
     ├── PostgresRefused           exit 8: PostgreSQL refused the login or the privilege
     │                                     (SQLSTATE class 28, 42501): a retry cannot help
     └── KafkaRefused              exit 9: the topic does not exist, or Kafka refused our
-                                          credentials or authorization: a retry cannot help
+                                          credentials, security protocol or authorization: a
+                                          retry cannot help
 
 Exit codes 3 and 4 mean "try again later"; `PERMANENT_EXIT_CODES` are those a scheduler should
 not retry (the Kubernetes ``podFailurePolicy`` fails the Job at once on them).
@@ -106,8 +107,8 @@ EXIT_CODES: dict[int, str] = {
     PushgatewayUnavailable.exit_code: "Pushgateway unavailable (etl check only)",
     PostgresRefused.exit_code: "PostgreSQL refused the login or a privilege; fix the"
     " configuration (not retried)",
-    KafkaRefused.exit_code: "topic missing, or Kafka refused authentication or authorization;"
-    " fix the configuration (not retried)",
+    KafkaRefused.exit_code: "topic missing, or Kafka refused authentication, the security"
+    " protocol or authorization; fix the configuration (not retried)",
 }
 
 # Exit codes after which running the same job again cannot succeed without a change.
