@@ -1,4 +1,5 @@
-"""PostgreSQL faults against a private server: a restart mid-run, TLS verification failures."""
+"""PostgreSQL faults against a private server: a crash and restart mid-run (also one held in
+crash recovery, refusing connections with SQLSTATE 57P03), TLS verification failures."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import pytest
 from etl.core.config import PostgresConfig
 from etl.core.errors import PostgresUnavailable
 from etl.pg.sink import PostgresSink
-from tests.helpers.private_postgres import private_postgres
+from tests.helpers.private_postgres import PrivatePostgres, private_postgres
 from tests.helpers.runs import ETL, Env, committed, good, rows, summary
 from tests.helpers.services import ROOT, Services
 
 N = 30_000
+# Longer than the sink's longest wait between attempts (5 s): one attempt lands inside.
+RECOVERY_SECONDS = 8
 
 
 def _count(dsn: str) -> int:
@@ -28,12 +31,30 @@ def _count(dsn: str) -> int:
         return 0
 
 
-def test_a_postgresql_restart_mid_run_is_ridden_out(
+def _restart(server: PrivatePostgres) -> None:
+    server.stop("immediate")
+    time.sleep(5)
+    server.start()
+
+
+def _restart_held_in_recovery(server: PrivatePostgres) -> None:
+    with server.crashed_in_recovery():  # refusing with 57P03 "not yet accepting connections"
+        time.sleep(RECOVERY_SECONDS)
+
+
+@pytest.mark.parametrize(
+    ("fault", "answer"),
+    [(_restart, "postgres_retry"), (_restart_held_in_recovery, "not yet accepting connections")],
+    ids=["restart", "restart-held-in-crash-recovery"],
+)
+def test_a_postgresql_crash_and_restart_mid_run_is_ridden_out(
     services: Services,
     etl_env: Env,
     group: str,
     make_topic: Callable[[int], str],
     produce: Callable[..., None],
+    fault: Callable[[PrivatePostgres], None],
+    answer: str,
 ) -> None:
     topic = make_topic(3)
     produce(topic, [(i % 3, good(i)) for i in range(N)])
@@ -55,9 +76,7 @@ def test_a_postgresql_restart_mid_run_is_ridden_out(
             while _count(server.dsn) == 0:
                 assert proc.poll() is None and time.monotonic() < deadline, "run never wrote"
                 time.sleep(0.02)
-            server.stop("immediate")
-            time.sleep(5)
-            server.start()
+            fault(server)
             out, err = proc.communicate(timeout=120)
         finally:
             if proc.poll() is None:
@@ -66,6 +85,7 @@ def test_a_postgresql_restart_mid_run_is_ridden_out(
         result = subprocess.CompletedProcess(ETL, proc.returncode, out, err)
         assert proc.returncode == 0, err[-3000:]
         assert "postgres_retry" in err  # the restart hit the run
+        assert answer in err  # an attempt was refused the way the fault answers
         stored = rows(server.dsn)
     assert len(stored) == N
     assert sorted(r[0] for r in stored) == [1000 + i for i in range(N)]  # no duplicates

@@ -14,7 +14,8 @@
     ├── PostgresRefused           exit 8: PostgreSQL refused the login or the privilege
     │                                     (SQLSTATE class 28, 42501): a retry cannot help
     └── KafkaRefused              exit 9: the topic does not exist, or Kafka refused our
-                                          credentials or authorization: a retry cannot help
+                                          credentials, security protocol or authorization: a
+                                          retry cannot help
 
 Exit codes 3 and 4 mean "try again later"; `PERMANENT_EXIT_CODES` are those a scheduler should
 not retry (the Kubernetes ``podFailurePolicy`` fails the Job at once on them).
@@ -23,7 +24,9 @@ A bad message is never an exception: `etl.core.decode` turns it into a `Rejectio
 Adapters (`source`, `sink`, `metrics`) translate third-party errors into this tree once, with
 ``raise ... from exc``; nothing above them imports confluent_kafka or psycopg errors.
 `is_transient_sqlstate` and `is_transient_connection_failure` decide which database errors are
-worth a retry; `etl.pg.failures` applies them to psycopg's errors.
+worth a retry, by SQLSTATE (recovered from the message when libpq gives none: a connection
+refused while the server starts, recovers or stops is 57P03); `etl.pg.failures` applies them to
+psycopg's errors.
 """
 
 from __future__ import annotations
@@ -107,8 +110,8 @@ EXIT_CODES: dict[int, str] = {
     PushgatewayUnavailable.exit_code: "Pushgateway unavailable",
     PostgresRefused.exit_code: "PostgreSQL refused the login or a privilege; fix the"
     " configuration (not retried)",
-    KafkaRefused.exit_code: "topic missing, or Kafka refused authentication or authorization;"
-    " fix the configuration (not retried)",
+    KafkaRefused.exit_code: "topic missing, or Kafka refused authentication, the security"
+    " protocol or authorization; fix the configuration (not retried)",
 }
 # What any command talking to Kafka, or to PostgreSQL, can end with.
 KAFKA_ERRORS: tuple[type[EtlError], ...] = (KafkaUnavailable, KafkaRefused)
@@ -132,23 +135,46 @@ def is_transient_sqlstate(sqlstate: str) -> bool:
     return sqlstate[:2] in _TRANSIENT_CLASSES or sqlstate in _TRANSIENT_CODES
 
 
-# libpq reports a failed connection without a SQLSTATE. A server that answered ``FATAL`` refused
-# us (bad password, unknown role or database): retrying cannot help, unless it said it is
-# starting, stopping, recovering or full.
-_TRANSIENT_FATAL = (
-    "starting up",
-    "shutting down",
-    "in recovery",
-    "too many clients",
-    "remaining connection slots",
+# The FATAL messages with which the server refuses a connection attempt while it cannot take
+# one, and the SQLSTATE it sends with each (PostgreSQL 12 to 17, postmaster.c and postgres.c).
+# psycopg reports a failed connection attempt without that SQLSTATE (libpq keeps it to itself):
+# only the message reaches us, so the SQLSTATE is recovered from it. The server writes these in
+# its own ``lc_messages``: with another language than English they are not recognised, and the
+# attempt counts as refused (not retried).
+_CONNECTION_REFUSALS = (
+    ("the database system is starting up", "57P03"),
+    ("the database system is not yet accepting connections", "57P03"),  # crash recovery redo
+    ("the database system is not accepting connections", "57P03"),  # hot standby off
+    ("the database system is shutting down", "57P03"),
+    ("the database system is in recovery mode", "57P03"),  # reinitialising after a crash
+    ("terminating connection due to administrator command", "57P01"),
+    ("terminating connection because of crash of another server process", "57P02"),
+    ("sorry, too many clients already", "53300"),
+    ("remaining connection slots are reserved", "53300"),
 )
 
 
+def connection_refusal_sqlstate(message: str) -> str | None:
+    """The SQLSTATE of the server's ``FATAL`` refusal quoted in a failed connection's message,
+    when it is one of `_CONNECTION_REFUSALS`; None otherwise."""
+    if "FATAL:" not in message:
+        return None
+    return next((code for text, code in _CONNECTION_REFUSALS if text in message), None)
+
+
 def is_transient_connection_failure(message: str) -> bool:
-    """True for a refused, reset or timed-out connection; False when the server refused us."""
+    """True for a refused, reset or timed-out connection, or a server that said it cannot take
+    connections yet (starting, recovering, shutting down, full); False when it refused us.
+
+    For a failure that carries no SQLSTATE (libpq's connection failures; an error with one is
+    decided by `is_transient_sqlstate`): the server's message is mapped to the SQLSTATE it was
+    sent with. A failure the server did not answer (no ``FATAL``: refused, reset, timed out) is
+    transient.
+    """
     if "FATAL:" not in message:
         return True
-    return any(reason in message for reason in _TRANSIENT_FATAL)
+    found = connection_refusal_sqlstate(message)
+    return found is not None and is_transient_sqlstate(found)
 
 
 def exit_codes_help(*errors: type[EtlError], ok: str = EXIT_CODES[EXIT_OK]) -> str:

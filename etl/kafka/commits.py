@@ -3,7 +3,8 @@
 A commit runs after its batch is durably stored, so whatever happens to it never loses a row:
 - outside a rebalance callback it is synchronous, on `etl.kafka.waits`' deadline of
   ``kafka.timeout_seconds`` (librdkafka's own commit has none and blocks for good while the
-  coordinator is unreachable): no answer is `KafkaUnavailable` (exit 3), a stop request ends
+  coordinator is unreachable): no answer is `KafkaUnavailable` (exit 3; the source adds the
+  last error librdkafka reported meanwhile, `etl.kafka.reports`), a stop request ends
   the wait within the stop grace (exit 6); a commit that lands later only confirms stored rows;
 - inside a rebalance callback (the batch in flight, committed before the partitions are given
   up) librdkafka answers no other thread and a wait could block for good, so it is sent
@@ -48,7 +49,6 @@ def commit_offsets(
     group_member: bool,
     group_id: str,
     in_callback: bool,
-    last_error: str,
 ) -> bool:
     """Commit ``offsets`` (partition -> next offset); True when the broker confirmed them."""
     tps = [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())]
@@ -84,6 +84,4 @@ def commit_offsets(
                 " --group (or --no-commit)"
             ) from exc
         raise KafkaUnavailable(f"offset commit failed: {describe(exc)}") from exc
-    except KafkaUnavailable as exc:
-        raise KafkaUnavailable(f"{exc}; last error: {last_error}") from exc
     return True

@@ -22,6 +22,7 @@ from etl.core.config import KafkaConfig
 from etl.core.errors import ConfigError, EtlError, KafkaRefused, KafkaUnavailable
 from etl.core.plan import PlannedPartition, Watermarks, plan_partitions
 from etl.core.positions import StoredPositions
+from etl.kafka.reports import BrokerReports
 from etl.kafka.waits import Waiter
 
 log = events.logger(__name__)
@@ -96,32 +97,15 @@ def client_error(exc: KafkaException, what: str) -> ConfigError | KafkaUnavailab
     return KafkaUnavailable(f"cannot create a Kafka {what}: {describe(exc)}")
 
 
-class AuthWatch:
-    """An ``error_cb`` remembering an authentication failure, which librdkafka reports only
-    there: the request that then fails says only ``Broker transport failure``."""
-
-    def __init__(self, chained: Any = None) -> None:
-        self.failure: str | None = None
-        self._chained = chained
-
-    def __call__(self, err: Any) -> None:
-        if err.code() == KafkaError._AUTHENTICATION:
-            self.failure = str(err.str())
-        if self._chained is not None:
-            self._chained(err)
-
-    def refused(self, cause: KafkaUnavailable) -> KafkaRefused | KafkaUnavailable:
-        """``cause`` as an authentication refusal (exit 9) when one was reported."""
-        if self.failure is None:
-            return cause
-        return KafkaRefused(f"Kafka authentication failed: {self.failure}")
-
-
 def topic_partitions(
-    client: Any, cfg: KafkaConfig, timeout: float = REQUEST_TIMEOUT, auth: AuthWatch | None = None
+    client: Any,
+    cfg: KafkaConfig,
+    timeout: float = REQUEST_TIMEOUT,
+    reports: BrokerReports | None = None,
 ) -> list[int]:
     """The topic's partition ids; KafkaUnavailable if the broker cannot be reached, KafkaRefused
-    if the topic does not exist, its access is denied, or ``auth`` saw the login refused.
+    if the topic does not exist, its access is denied, or the client's ``reports`` tell of a
+    refused login or security protocol (`BrokerReports.explain`).
 
     ``client`` is a Consumer or an AdminClient. The metadata request names no topic: on a
     broker that auto-creates topics, a request naming a missing one could create it.
@@ -132,11 +116,11 @@ def topic_partitions(
         unreachable = KafkaUnavailable(
             f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
         )
-        if auth is None:
+        if reports is None:
             raise unreachable from exc
-        # librdkafka queues the error callbacks; serve them to learn whether the login failed.
+        # librdkafka queues its reports; serve them to learn why the broker could not be used.
         client.poll(0)
-        raise auth.refused(unreachable) from exc
+        raise reports.explain(unreachable) from exc
     topic = meta.topics.get(cfg.topic)
     if topic is None or topic.error is not None:
         unknown = topic is None or topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
@@ -150,18 +134,18 @@ def topic_partitions(
 
 def probe(cfg: KafkaConfig, timeout: float) -> str:
     """What ``etl check`` reports of Kafka: the broker answers and the topic exists."""
-    auth = AuthWatch()
+    reports = BrokerReports(cfg.client)
     conf: dict[str, Any] = {
         **cfg.client,
         "bootstrap.servers": cfg.bootstrap_servers,
-        "logger": logging.getLogger(events.LIBRDKAFKA),
-        "error_cb": auth,
+        "logger": reports,  # librdkafka logs through our format, and `reports` reads them
+        "error_cb": reports,
     }
     try:
         admin = AdminClient(conf)
     except KafkaException as exc:
         raise client_error(exc, "admin client") from exc
-    parts = topic_partitions(admin, cfg, timeout, auth)
+    parts = topic_partitions(admin, cfg, timeout, reports)
     return f"{cfg.bootstrap_servers} topic {cfg.topic!r} has {len(parts)} partition(s) {parts}"
 
 

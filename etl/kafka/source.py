@@ -34,14 +34,13 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from etl.core import events
 from etl.core.aim import Aim
 from etl.core.config import KafkaConfig
-from etl.core.errors import EtlError, KafkaUnavailable
+from etl.core.errors import EtlError, Interrupted, KafkaUnavailable
 from etl.core.plan import PlannedPartition, needs_origin
 from etl.core.ports import Batch, Message, PartitionProgress, Positions
 from etl.kafka.commits import commit_offsets
 from etl.kafka.drain import Drain
 from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
-    AuthWatch,
     check_named_partitions,
     close_consumer,
     describe,
@@ -51,6 +50,7 @@ from etl.kafka.offsets import (
     topic_partitions,
 )
 from etl.kafka.partitions import GroupView, merge_ranges
+from etl.kafka.reports import BrokerReports, ask_brokers
 from etl.kafka.waits import Waiter
 
 log = events.logger(__name__)
@@ -60,6 +60,7 @@ _POLL_SECONDS = 0.2
 _QUERY_SECONDS = REQUEST_TIMEOUT + 2  # librdkafka's own timeout answers first
 _CLOSE_SECONDS = 10.0
 _LAG_SECONDS = 5.0  # the end-of-run question; a broker that does not answer is not waited for
+_ASK_SECONDS = 2.0  # after a commit without an answer: the brokers asked again, for this long
 
 
 class KafkaSource:
@@ -95,18 +96,19 @@ class KafkaSource:
         self._rebalancing = False  # revoked, waiting for the next assignment
         self._closing = False
         self._last_progress = clock()
-        self._last_error: str = "none"
-        self._auth = AuthWatch()
+        self._reports = BrokerReports(cfg.client, self._on_error)
 
     def start(self, before_revoke: Callable[[], None] = lambda: None) -> None:
         self._before_revoke = before_revoke
-        self._auth = AuthWatch(self._on_error)
-        self._consumer = open_consumer(self._cfg, error_cb=self._auth)
-        existing = self._waits.call(
-            "metadata",
-            lambda: topic_partitions(self._consumer, self._cfg, auth=self._auth),
-            _QUERY_SECONDS,
-        )
+        self._consumer = open_consumer(self._cfg, error_cb=self._reports, logger=self._reports)
+        try:
+            existing = self._waits.call(
+                "metadata",
+                lambda: topic_partitions(self._consumer, self._cfg, reports=self._reports),
+                _QUERY_SECONDS,
+            )
+        except KafkaUnavailable as exc:
+            raise self._failing(exc) from exc
         self._topic_partitions = existing
         check_named_partitions(self._aim, existing, self._cfg.topic)
         if self._aim.explicit:
@@ -177,17 +179,19 @@ class KafkaSource:
         owned = {p: o for p, o in next_offsets.items() if p in self._parts}
         if not owned or not self._aim.writes_offsets:
             return owned
-        confirmed = commit_offsets(
-            self._consumer,
-            self._cfg.topic,
-            owned,
-            waits=self._waits,
-            seconds=self._cfg.timeout_seconds,
-            group_member=not self._aim.explicit,
-            group_id=self._cfg.group_id,
-            in_callback=self._in_callback,
-            last_error=self._last_error,
-        )
+        try:
+            confirmed = commit_offsets(
+                self._consumer,
+                self._cfg.topic,
+                owned,
+                waits=self._waits,
+                seconds=self._cfg.timeout_seconds,
+                group_member=not self._aim.explicit,
+                group_id=self._cfg.group_id,
+                in_callback=self._in_callback,
+            )
+        except KafkaUnavailable as exc:
+            raise self._failing(exc, ask_again=True) from exc
         if not confirmed and not self._in_callback:
             return {}  # refused by a rebalance: not committed
         self._last_progress = self._clock()
@@ -218,16 +222,16 @@ class KafkaSource:
 
     def _ensure_consumer(self) -> Any:
         if self._consumer is None:
-            self._consumer = open_consumer(self._cfg, error_cb=self._auth)
+            self._consumer = open_consumer(self._cfg, error_cb=self._reports, logger=self._reports)
         return self._consumer
 
     def _lag_partitions(self) -> list[int]:
         """The topic's partitions: learned at `start`, else asked now (bounded)."""
         if not self._topic_partitions:
-            consumer, cfg, auth = self._consumer, self._cfg, self._auth
+            consumer, cfg, reports = self._consumer, self._cfg, self._reports
             self._topic_partitions = self._waits.call(
                 "metadata",
-                lambda: topic_partitions(consumer, cfg, _LAG_SECONDS, auth),
+                lambda: topic_partitions(consumer, cfg, _LAG_SECONDS, reports=reports),
                 _LAG_SECONDS,
             )
         return self._topic_partitions
@@ -275,16 +279,18 @@ class KafkaSource:
             return
         idle = self._clock() - self._last_progress
         if idle > self._cfg.timeout_seconds:
-            raise KafkaUnavailable(
-                f"topic {self._cfg.topic!r} not drained: no member committed and no partition "
-                f"was assigned for {idle:.0f}s; behind: {self._drain.describe_behind()}"
+            raise self._failing(
+                KafkaUnavailable(
+                    f"topic {self._cfg.topic!r} not drained: no member committed and no partition"
+                    f" was assigned for {idle:.0f}s; behind: {self._drain.describe_behind()}"
+                )
             )
 
     def _poll(self, seconds: float) -> list[Any]:
         try:
             rec = self._consumer.poll(seconds)
         except KafkaException as exc:
-            raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
+            raise self._failing(KafkaUnavailable(f"consume failed: {describe(exc)}")) from exc
         return [] if rec is None else [rec]
 
     def _consume(self, limit: int) -> tuple[list[Message], int]:
@@ -297,7 +303,7 @@ class KafkaSource:
         try:
             raw = self._consumer.consume(num_messages=limit, timeout=0)
         except KafkaException as exc:
-            raise KafkaUnavailable(f"consume failed: {describe(exc)}") from exc
+            raise self._failing(KafkaUnavailable(f"consume failed: {describe(exc)}")) from exc
         out, size = self._accept(raw or self._poll(_POLL_SECONDS))
         if not out and not self.finished():  # nothing usable: only errors, EOFs or silence
             self._check_stalled()
@@ -345,8 +351,8 @@ class KafkaSource:
                 self._reach_stop(part)
             return
         if err.fatal():
-            raise KafkaUnavailable(f"fatal Kafka error: {err.str()}")
-        self._last_error = err.str()
+            raise self._failing(KafkaUnavailable(f"fatal Kafka error: {err.str()}"))
+        self._reports.note(err.str())
         log.warning("kafka_error", error=err.str())
 
     def _reach_stop(self, part: PartitionProgress) -> None:
@@ -360,15 +366,31 @@ class KafkaSource:
         idle = self._clock() - self._last_progress
         if idle > self._cfg.timeout_seconds:
             state = "waiting for a partition assignment" if not self._assigned_once else "reading"
-            raise self._auth.refused(
-                KafkaUnavailable(
-                    f"no progress from Kafka for {idle:.0f}s while {state}; "
-                    f"last error: {self._last_error}"
-                )
+            raise self._failing(
+                KafkaUnavailable(f"no progress from Kafka for {idle:.0f}s while {state}")
             )
 
+    def _failing(self, cause: KafkaUnavailable, ask_again: bool = False) -> EtlError:
+        """``cause``, about to end the run, as the broker's reports explain it (naming the last
+        error librdkafka reported, or a refusal: `BrokerReports.explain`). From now on the
+        stop's Kafka waits (end offsets, close) share `etl.kafka.waits.FAILURE_GRACE_SECONDS`.
+
+        ``ask_again`` after a call that never returned (a commit): its reports wait in the
+        consumer's queue, which cannot be served while that call is pending (a poll blocks
+        behind it), so a client of its own asks the brokers once more, for at most
+        `_ASK_SECONDS` of the grace, and its reports name the error.
+        """
+        self._waits.failed()
+        if ask_again:
+            try:
+                self._waits.call(
+                    "metadata", lambda: ask_brokers(self._cfg, self._reports, _ASK_SECONDS), 60
+                )
+            except (KafkaUnavailable, Interrupted) as exc:
+                log.warning("kafka_reports_unread", error=str(exc))
+        return self._reports.explain(cause)
+
     def _on_error(self, err: Any) -> None:
-        self._last_error = err.str()
         if err.fatal():
             log.error("kafka_fatal_error", error=err.str())
 

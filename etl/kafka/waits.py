@@ -11,7 +11,11 @@ steps, so that:
   (a commit that lands late only confirms rows the database already holds);
 - after a stop request (SIGTERM/SIGINT) every wait, this one and all later ones, ends at most
   `STOP_GRACE_SECONDS` after the request was first seen, raising `Interrupted` (exit 6). Until
-  then calls still complete, so the normal stop (finish the batch, commit it) keeps working.
+  then calls still complete, so the normal stop (finish the batch, commit it) keeps working;
+- once the run is failing on Kafka (`Waiter.failed`: a commit without an answer, nothing moving
+  for ``kafka.timeout_seconds``), every later wait (the end offsets for the lag, ``close``) ends
+  at most `FAILURE_GRACE_SECONDS` after the failure, raising `KafkaUnavailable`: they share one
+  bounded budget instead of each waiting its own full timeout on a broker that is gone.
 
 librdkafka's calls are thread-safe; the consumer is only ever polled on the main thread.
 """
@@ -31,6 +35,7 @@ from etl.core.errors import Interrupted, KafkaUnavailable
 T = TypeVar("T")
 
 STOP_GRACE_SECONDS = 5.0  # a stop request ends every Kafka wait within this many seconds
+FAILURE_GRACE_SECONDS = 5.0  # after a Kafka failure, every later Kafka wait ends within this
 _STEP_SECONDS = 0.1  # how often a wait looks at the stop request
 
 
@@ -45,6 +50,7 @@ class Waiter:
         self._stop_requested = stop_requested
         self._clock = clock
         self._stop_deadline: float | None = None
+        self._failure_deadline: float | None = None
 
     def clock(self) -> float:
         return self._clock()
@@ -55,6 +61,12 @@ class Waiter:
             self._stop_deadline = self._clock() + STOP_GRACE_SECONDS
         return self._stop_deadline
 
+    def failed(self) -> None:
+        """The run is ending on a Kafka failure: from now on every wait ends within
+        `FAILURE_GRACE_SECONDS` of the first call: the waits that follow share that one grace."""
+        if self._failure_deadline is None:
+            self._failure_deadline = self._clock() + FAILURE_GRACE_SECONDS
+
     def remaining(self, seconds: float) -> float:
         """``seconds``, shortened to what is left of the stop grace after a stop request."""
         stop_at = self.stop_deadline()
@@ -64,7 +76,17 @@ class Waiter:
 
     def call(self, what: str, fn: Callable[[], T], seconds: float) -> T:
         """``fn()``'s result or exception; `KafkaUnavailable` after ``seconds``; `Interrupted`
-        once a stop request's grace is over. ``what`` names the call in the message."""
+        once a stop request's grace is over. ``what`` names the call in the message.
+
+        After `failed`, ``seconds`` is cut to what is left of the failure's grace; with nothing
+        left the call is not even started.
+        """
+        deadline = self._clock() + seconds
+        if self._failure_deadline is not None and self._failure_deadline < deadline:
+            deadline = self._failure_deadline
+            seconds = max(0.0, deadline - self._clock())
+            if seconds <= 0:
+                raise KafkaUnavailable(f"Kafka failed; no time left to wait for it ({what})")
         future: Future[T] = Future()
 
         def target() -> None:
@@ -79,7 +101,6 @@ class Waiter:
             name=f"etl-kafka-{what}",
             daemon=True,
         ).start()
-        deadline = self._clock() + seconds
         while True:
             try:
                 return future.result(timeout=_STEP_SECONDS)

@@ -3,8 +3,9 @@
 Four kinds of failure, decided here for the sink and the administration commands alike:
 
     transient       worth retrying the idempotent transaction (`is_transient`): a refused or
-                    reset connection, a server starting up, shutting down or recovering, a
-                    SQLSTATE `etl.core.errors.is_transient_sqlstate` accepts
+                    reset connection, a server starting up, shutting down or recovering
+                    (57P01-57P03, also when only libpq's message names it), a SQLSTATE
+                    `etl.core.errors.is_transient_sqlstate` accepts
     configuration   libpq rejected the connection options before connecting (``sslmode=bogus``,
                     ``port=notaport``): `ConfigError`, exit 2, never retried
     TLS             certificate or host-name verification failed, or the server lacks the TLS
@@ -56,17 +57,22 @@ _DATA_CLASSES: Final = ("22", "23")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when repeating the same idempotent transaction on a new connection may succeed."""
+    """True when repeating the same idempotent transaction on a new connection may succeed.
+
+    By SQLSTATE first. A failed connection attempt carries none (libpq does not hand it over):
+    its message decides, with the server's ``FATAL`` refusal mapped back to the SQLSTATE it was
+    sent with (57P03 while the server starts, replays its WAL after a crash or shuts down).
+    """
     if not isinstance(exc, psycopg.Error):
         return False
-    if exc.sqlstate is None:  # libpq-level failure: the connection, not a statement
-        text = str(exc)
-        if _kind_of_connection_failure(text) is not None:
-            return False
-        return isinstance(
-            exc, psycopg.OperationalError | psycopg.InterfaceError
-        ) and is_transient_connection_failure(text)
-    return is_transient_sqlstate(exc.sqlstate)
+    if exc.sqlstate is not None:
+        return is_transient_sqlstate(exc.sqlstate)
+    text = str(exc)  # libpq-level failure: the connection, not a statement
+    if _kind_of_connection_failure(text) is not None:
+        return False
+    return isinstance(
+        exc, psycopg.OperationalError | psycopg.InterfaceError
+    ) and is_transient_connection_failure(text)
 
 
 def translate(exc: psycopg.Error, where: str = "") -> EtlError:

@@ -115,6 +115,9 @@ class Run:
     on_batch: OnBatch | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     clock: Callable[[], float] = time.monotonic
+    # When the process started, on ``clock``'s scale (None: when `execute` is called). The
+    # duration pushed and logged runs from here to just before the push: the whole job.
+    started: float | None = None
     counts: RunCounts = field(default_factory=RunCounts)
     # The id begin_run recorded: what a crash, which returns no summary, can still be tagged with.
     run_id: int | None = field(default=None, init=False)
@@ -137,7 +140,7 @@ class Run:
 
     def execute(self) -> RunSummary:
         """Returns the summary; re-raises only unexpected errors (bugs), after reporting them."""
-        started = self.clock()
+        started = self.clock() if self.started is None else self.started
         summary = RunSummary()
         try:
             self._loop(summary)
@@ -150,7 +153,7 @@ class Run:
             summary.exit_code, summary.error, summary.status = EXIT_BUG, repr(exc), "crashed"
             raise
         finally:
-            self._finish(summary, self.clock() - started)
+            self._finish(summary, started)
             if self._run_id_token is not None:
                 events.RUN_ID.reset(self._run_id_token)
         return summary
@@ -239,12 +242,11 @@ class Run:
         self.tracker.send(bad, "error")
         self.tracker.flush()
 
-    def _finish(self, summary: RunSummary, duration: float) -> None:
+    def _finish(self, summary: RunSummary, started: float) -> None:
         # A write still in flight after a failure elsewhere must end before the sink is reused;
         # its offsets stay uncommitted, so the next run re-reads (and skips) that batch.
         self._reader.close()
         self._writer.shutdown(wait=True)
-        summary.duration_seconds = duration
         m = self.counts
         try:
             # "reached" is what was stored and committed, not what was read ahead of it.
@@ -292,6 +294,8 @@ class Run:
         finally:
             self.source.close()
             self.sink.close()
+        # Everything but the push itself: the lag query, the run's record and the close count.
+        duration = summary.duration_seconds = self.clock() - started
         m.finish(summary.exit_code, self.now().timestamp(), duration)
         pushed = self.publisher.push(m)
         log_fn = log.info if summary.exit_code == EXIT_OK else log.error

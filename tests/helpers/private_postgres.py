@@ -8,8 +8,10 @@ Optionally with TLS (a self-signed certificate made by ``openssl``), for verific
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -128,6 +130,64 @@ class PrivatePostgres:
             "start",
         )
         self.wait_ready()
+
+    @contextmanager
+    def crashed_in_recovery(self) -> Iterator[None]:
+        """Crash the server (``pg_ctl stop -m immediate``) and restart it held in crash recovery.
+
+        Inside the block the server answers every connection attempt with ``FATAL: the
+        database system is not yet accepting connections`` (SQLSTATE 57P03), as a real server
+        does while it replays its WAL after a crash: its checkpointer is stopped (SIGSTOP),
+        so the end-of-recovery checkpoint the startup process waits for cannot finish. On
+        leaving, the checkpointer goes on and the server is waited for until it is ready.
+        """
+        self.stop("immediate")
+        log = self.directory / "postgres.log"
+        self._as_pg(
+            str(_pg_bin() / "pg_ctl"),
+            *("-D", str(self.data), "-l", str(log), "-W"),  # -W: return at once, not when ready
+            *("-o", f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"),
+            "start",
+        )
+        checkpointer = self._child("checkpointer")
+        os.kill(checkpointer, signal.SIGSTOP)
+        try:
+            self._wait_refusal("not yet accepting connections")  # redo has begun
+            yield
+        finally:
+            os.kill(checkpointer, signal.SIGCONT)
+        self.wait_ready()
+
+    def _wait_refusal(self, answer: str, timeout: float = 60) -> None:
+        """Wait until a connection attempt is refused with ``answer``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(self.dsn, connect_timeout=2).close()
+            except psycopg.OperationalError as exc:
+                if answer in str(exc):
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the private PostgreSQL never answered {answer!r}")
+            time.sleep(0.05)
+
+    def _child(self, role: str, timeout: float = 30) -> int:
+        """The pid of the postmaster's child process titled ``postgres: <role>``."""
+        pid_file = self.data / "postmaster.pid"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                postmaster = int(pid_file.read_text().split()[0])
+                for entry in Path("/proc").iterdir():
+                    if not entry.name.isdigit():
+                        continue
+                    with contextlib.suppress(OSError):
+                        parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                        title = (entry / "cmdline").read_bytes()
+                        if parent == postmaster and title.startswith(f"postgres: {role}".encode()):
+                            return int(entry.name)
+            time.sleep(0.005)
+        raise AssertionError(f"no {role} process of the private PostgreSQL in {timeout}s")
 
     def stop(self, mode: str = "fast") -> None:
         self._as_pg(str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop")
