@@ -13,8 +13,10 @@
     ├── PushgatewayUnavailable    exit 7: only ``etl check``; ``etl run`` logs a failed push
     ├── PostgresRefused           exit 8: PostgreSQL refused the login or the privilege
     │                                     (SQLSTATE class 28, 42501): a retry cannot help
-    └── KafkaRefused              exit 9: the topic does not exist, or Kafka refused our
-                                          credentials or authorization: a retry cannot help
+    ├── KafkaRefused              exit 9: the topic does not exist, or Kafka refused our
+    │                                     credentials or authorization: a retry cannot help
+    └── DatabaseMismatch          exit 10: only ``etl verify``: the database lacks messages
+                                           of the topic, or holds a row otherwise
 
 Exit codes 3 and 4 mean "try again later"; `PERMANENT_EXIT_CODES` are those a scheduler should
 not retry (the Kubernetes ``podFailurePolicy`` fails the Job at once on them).
@@ -92,6 +94,13 @@ class KafkaRefused(EtlError):
     exit_code = 9
 
 
+class DatabaseMismatch(EtlError):
+    """``etl verify`` found messages whose row or rejection is missing, or a row that differs
+    from what ``etl run`` stores; the output names each by partition and offset."""
+
+    exit_code = 10
+
+
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "reached the stop offsets of every assigned partition (rejections included)",
     EXIT_BUG: "unexpected error (a bug): traceback on stderr",
@@ -106,6 +115,8 @@ EXIT_CODES: dict[int, str] = {
     " configuration (not retried)",
     KafkaRefused.exit_code: "topic missing, or Kafka refused authentication or authorization;"
     " fix the configuration (not retried)",
+    DatabaseMismatch.exit_code: "etl verify only: the database lacks messages of the topic or"
+    " holds a row that differs (each named by partition:offset)",
 }
 
 # Exit codes after which running the same job again cannot succeed without a change.

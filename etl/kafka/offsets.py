@@ -180,9 +180,25 @@ def plan(
 ) -> list[PlannedPartition]:
     """Query the broker once for these partitions and plan each, resuming from the database's
     positions ``stored`` where it holds them (`etl.core.positions`); reads no message."""
+    out = []
+    for p, marks in watermarks(consumer, cfg, partitions, aim, stored).items():
+        progress, note = plan_partition(p, marks, aim, cfg.auto_offset_reset)
+        out.append(PlannedPartition(progress, marks, note))
+    return out
+
+
+def watermarks(
+    consumer: Any,
+    cfg: KafkaConfig,
+    partitions: Iterable[int],
+    aim: Aim,
+    stored: StoredPositions | None = None,
+) -> dict[int, Watermarks]:
+    """What the broker reports of these partitions (log start, end, the group's committed
+    offset, the offsets of ``aim``'s times), with the database's positions ``stored``."""
     parts = sorted(partitions)
     if not parts:
-        return []
+        return {}
     tps = [TopicPartition(cfg.topic, p) for p in parts]
     try:
         committed = {}
@@ -195,12 +211,12 @@ def plan(
             committed[tp.partition] = tp.offset
         from_times = _offsets_for_times(consumer, cfg.topic, parts, aim.from_timestamp)
         until_times = _offsets_for_times(consumer, cfg.topic, parts, aim.until_timestamp)
-        out = []
+        out = {}
         for p in parts:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(cfg.topic, p), timeout=REQUEST_TIMEOUT, cached=False
             )
-            marks = Watermarks(
+            out[p] = Watermarks(
                 low,
                 high,
                 committed[p],
@@ -208,8 +224,6 @@ def plan(
                 until_times.get(p),
                 stored.of(p) if stored is not None else None,
             )
-            progress, note = plan_partition(p, marks, aim, cfg.auto_offset_reset)
-            out.append(PlannedPartition(progress, marks, note))
         return out
     except KafkaException as exc:
         raise KafkaUnavailable(f"cannot read offsets of {cfg.topic!r}: {describe(exc)}") from exc
