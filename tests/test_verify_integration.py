@@ -108,7 +108,9 @@ def test_tampering_is_named_and_repair_restores_exactly_what_is_missing(
         # good(4) is partition 1 offset 1; good(8) partition 2 offset 2; BAD[2] partition 0:11
         conn.execute("DELETE FROM new_reports WHERE org_id = 1004")
         conn.execute("UPDATE new_reports SET report = report || ' ' WHERE org_id = 1008")
-        conn.execute("DELETE FROM rejected_messages WHERE kafka_partition = 0 AND kafka_offset = 11")
+        conn.execute(
+            "DELETE FROM rejected_messages WHERE kafka_partition = 0 AND kafka_offset = 11"
+        )
 
     table = etl_command(env, "verify", "--output", "table")
     assert table.returncode == MISMATCH, table.stderr

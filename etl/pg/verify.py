@@ -10,7 +10,8 @@ equality is byte equality under a deterministic collation), and counts the class
 partition, listing the offsets of the missing and different messages. The cutoffs come from
 ``etl_cleanups`` in the same statement. Keys found missing are remembered in a session table,
 so a later message with the same key, in this batch or a later one, is a duplicate, as a run
-would make it.
+would make it. The session joins by nested loops only (see `_SETUP`): the cost of a batch is
+one index lookup per message, not a scan of ``new_reports``.
 
 Nothing here writes to the tables etl owns; ``--repair`` stores through `etl.pg.sink`. No
 retries: an operator runs the check again. psycopg errors become `etl.core.errors` here.
@@ -38,6 +39,12 @@ _INVALID: Final = sql.Identifier("etl_verify_invalid")
 _MISSING: Final = sql.Identifier("etl_verify_missing")
 
 _SETUP: Final = (
+    # One primary-key lookup per message, whatever the size of new_reports: a hash or merge
+    # join would read the whole table once per batch. The statement is costed high (its
+    # subplans), which would make every batch pay for JIT compilation, half a second each.
+    sql.SQL("SET enable_hashjoin = off"),
+    sql.SQL("SET enable_mergejoin = off"),
+    sql.SQL("SET jit = off"),
     sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
         _ROWS, sql.Identifier(REPORTS_TABLE)
     ),
@@ -52,18 +59,13 @@ _SETUP: Final = (
 )
 
 _CHECK: Final = sql.SQL("""
-WITH batch AS (
-    SELECT b.*, row_number() OVER (
-        PARTITION BY b.org_id, b.cluster, b.updated_at ORDER BY b.kafka_partition, b.kafka_offset
-    ) AS nth
-    FROM {rows} b
-), cutoffs AS (
+WITH cutoffs AS (
     SELECT
         (SELECT max(cutoff) FROM {cleanups} WHERE table_name = %(reports)s)
             AT TIME ZONE 'UTC' AS rows_before,
         (SELECT extract(epoch FROM max(cutoff)) * 1000 FROM {cleanups}
             WHERE table_name = %(rejections)s) AS rejections_before_ms
-), classified AS (
+), classified AS MATERIALIZED (
     SELECT b.org_id, b.cluster, b.updated_at, b.kafka_partition, b.kafka_offset, CASE
         WHEN r.org_id IS NOT NULL THEN CASE
             WHEN (r.kafka_partition, r.kafka_offset)
@@ -76,12 +78,12 @@ WITH batch AS (
             AND j.kafka_partition = b.kafka_partition AND j.kafka_offset = b.kafka_offset
         ) THEN 'rejected'
         WHEN b.updated_at < (SELECT rows_before FROM cutoffs) THEN 'expired'
-        WHEN b.nth > 1 OR EXISTS (
+        WHEN EXISTS (
             SELECT FROM {missing} m
             WHERE m.org_id = b.org_id AND m.cluster = b.cluster AND m.updated_at = b.updated_at
         ) THEN 'duplicate'
         ELSE 'missing' END AS kind
-    FROM batch b LEFT JOIN {reports} r
+    FROM {rows} b LEFT JOIN {reports} r
         ON r.org_id = b.org_id AND r.cluster = b.cluster AND r.updated_at = b.updated_at
     UNION ALL
     SELECT NULL, NULL, NULL, x.kafka_partition, x.kafka_offset, CASE
@@ -92,13 +94,24 @@ WITH batch AS (
         WHEN x.timestamp_ms < (SELECT rejections_before_ms FROM cutoffs) THEN 'expired'
         ELSE 'missing' END
     FROM {invalid} x
+), ranked AS MATERIALIZED (
+    SELECT org_id, cluster, updated_at, kafka_partition, kafka_offset, CASE
+        WHEN org_id IS NOT NULL AND row_number() OVER (
+            PARTITION BY org_id, cluster, updated_at ORDER BY kafka_partition, kafka_offset
+        ) > 1 THEN 'duplicate'
+        ELSE 'missing' END AS kind
+    FROM classified WHERE kind = 'missing'
 ), noted AS (
-    INSERT INTO {missing} SELECT org_id, cluster, updated_at FROM classified
+    INSERT INTO {missing} SELECT org_id, cluster, updated_at FROM ranked
     WHERE kind = 'missing' AND org_id IS NOT NULL ON CONFLICT DO NOTHING
+), final AS (
+    SELECT kafka_partition, kind, kafka_offset FROM classified WHERE kind <> 'missing'
+    UNION ALL
+    SELECT kafka_partition, kind, kafka_offset FROM ranked
 )
 SELECT kafka_partition, kind, count(*),
     array_agg(kafka_offset ORDER BY kafka_offset) FILTER (WHERE kind = ANY(%(named)s))
-FROM classified GROUP BY kafka_partition, kind
+FROM final GROUP BY kafka_partition, kind
 """).format(
     rows=_ROWS,
     invalid=_INVALID,
