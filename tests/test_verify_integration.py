@@ -160,10 +160,12 @@ def test_rows_and_rejections_deleted_by_cleanup_are_expired_not_missing(
     time.sleep(1.2)  # the rejections become older than one second
 
     for target, age in (("new-reports", "7 days"), ("rejections", "1 second")):
-        cleaned = etl_command(env, "cleanup", target, "--max-age", age)
+        cleaned = etl_command(env, "cleanup", target, "--max-age", age, "--chunk-size", "3")
         assert cleaned.returncode == 0, cleaned.stderr
     recorded = _table(schema_db, "SELECT table_name, deleted FROM etl_cleanups ORDER BY id")
-    assert recorded == [("new_reports", 10), ("rejected_messages", 2)]
+    assert recorded == [("new_reports", 10), ("rejected_messages", 2)]  # one row per cleanup
+    again = etl_command(env, "cleanup", "new-reports", "--max-age", "7 days")  # none left
+    assert again.returncode == 0 and len(_table(schema_db, "SELECT * FROM etl_cleanups")) == 2
 
     result, lines = _verify(env)
     assert result.returncode == 0, result.stderr

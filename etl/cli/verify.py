@@ -216,6 +216,8 @@ def register(app: typer.Typer) -> None:
             "4: PostgreSQL unavailable",
             "5: schema missing",
             "6: interrupted by SIGTERM/SIGINT (repairs made are committed)",
+            "8: PostgreSQL refused the login or a privilege",
+            "9: the topic is missing or Kafka refused the login",
             f"{DatabaseMismatch.exit_code}: the database does not match the topic: messages"
             " missing or rows different, each listed as partition:offset",
             ok="the database holds every message checked (after --repair: holds them now)",
