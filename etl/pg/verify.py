@@ -42,6 +42,9 @@ _SETUP: Final = (
     # One primary-key lookup per message, whatever the size of new_reports: a hash or merge
     # join would read the whole table once per batch. The statement is costed high (its
     # subplans), which would make every batch pay for JIT compilation, half a second each.
+    # The batch's temp table in memory (the default, 8 MB, writes a batch of 1 KB reports to
+    # disk and back); settable only before the session's first temp table.
+    sql.SQL("SET temp_buffers = '128MB'"),
     sql.SQL("SET enable_hashjoin = off"),
     sql.SQL("SET enable_mergejoin = off"),
     sql.SQL("SET jit = off"),

@@ -10,14 +10,18 @@ Per batch:
      through ``sink.write`` in one transaction, ``ON CONFLICT DO NOTHING``, the path of a run,
      with no offset range: the database's position and the group's offsets stay as they were.
      A row that differs is never overwritten; the tally names it.
-The next batch is checked only after the repair of this one is committed, so a key repaired
-here is a duplicate there, as in a run. A stop request (SIGTERM) ends the loop between batches
-with `Interrupted`: repairs written so far are committed, the check is incomplete.
+Steps 3-4 run on a thread of their own while the next batch is read and decoded (the values of
+two batches at most are held: ``max_bytes``, as in a run); the next batch is checked only after
+this one's repair is committed, so a key repaired here is a duplicate there, as in a run. A
+stop request (SIGTERM) ends the loop between batches with `Interrupted`: repairs written so
+far are committed, the check is incomplete.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -75,6 +79,8 @@ class Verification:
             s.max_messages,
             share_of(s.max_bytes, 1),
         )
+        checking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-verify")
+        pending: Future[None] | None = None
         try:
             while not self.source.finished():
                 if self.stop_requested():
@@ -82,9 +88,15 @@ class Verification:
                         "stopped by signal: the check is incomplete (repairs made are committed)"
                     )
                 batch = reader.read(self.now() + s.clock_skew)
+                if pending is not None:
+                    pending.result()  # checked and repaired before the next batch is checked
+                    pending = None
                 if batch.rows.count or batch.rejections:
-                    self._check(batch)
+                    pending = checking.submit(contextvars.copy_context().run, self._check, batch)
+            if pending is not None:
+                pending.result()
         finally:
+            checking.shutdown(wait=True)
             reader.close()
             self.source.close()
         return self.tally
