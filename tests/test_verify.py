@@ -1,5 +1,5 @@
-"""``etl verify`` without services: the ranges it plans, the tally, and its loop with in-memory
-fakes of our own ports (the checker, the sink, the source)."""
+"""``etl verify`` without services: the ranges it plans, the tally, its loop with in-memory
+fakes of our own ports (the checker, the sink, the source), and its command line."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
+from typer.testing import CliRunner
 
-from etl.core.errors import Interrupted
+from etl.cli.app import app
+from etl.core.errors import EXIT_CODES, DatabaseMismatch, Interrupted
 from etl.core.plan import NO_OFFSET, Aim, OffsetSpec, Watermarks
 from etl.core.ports import Message, RowBatch
 from etl.core.positions import StoredRange
@@ -138,3 +140,21 @@ def test_nothing_to_check_opens_no_consumer() -> None:
         tally=Tally([Span(0, 7, 7, None)]),
     ).execute()
     assert not source.started
+
+
+def test_a_malformed_aim_option_is_a_usage_error_before_any_connection() -> None:
+    closed = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
+    result = CliRunner().invoke(
+        app,
+        ["verify", "--from-offset", "0:x"],
+        env={"ETL_LOG__FORMAT": "text", "ETL_POSTGRES__DSN": closed},
+    )
+    assert result.exit_code == 2
+    assert "etl: error: --from-offset: expected N or P:N[,P:N...], got '0:x'" in result.output
+
+
+def test_verify_help_documents_the_mismatch_exit_code() -> None:
+    result = CliRunner().invoke(app, ["verify", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert f"{DatabaseMismatch.exit_code}: the database does not match the topic" in result.output
+    assert EXIT_CODES[DatabaseMismatch.exit_code].startswith("etl verify only")
