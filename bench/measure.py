@@ -1,4 +1,5 @@
-"""Measurements: the job as a subprocess, the PostgreSQL COPY ceiling and the Kafka read ceiling.
+"""Measurements: the job (``etl run``, then ``etl verify``) as a subprocess, the PostgreSQL COPY
+ceiling and the Kafka read ceiling.
 
 CPU of a subprocess comes from ``os.wait4`` (the child's own rusage: user and system seconds);
 its peak RSS is its VmHWM, sampled from /proc every 20 ms. CPU of the PostgreSQL server is the
@@ -187,6 +188,23 @@ def run_job(
     consumed = int(summary.get("consumed", 0))
     detail = {k: summary.get(k) for k in ("inserted", "duplicates", "rejected", "batches")}
     return Measured(wall, consumed, value_bytes, cpu, pg_cpu, rss, code, detail)
+
+
+def run_verify(
+    etl_cmd: list[str], env: dict[str, str], pg: PgCpu, log: Path, value_bytes: int
+) -> Measured:
+    """``etl verify`` of what the job just loaded; counts from its "verify_finished" event."""
+    dbname = conninfo_to_dict(env["ETL_POSTGRES__DSN"])["dbname"]
+    argv = [*etl_cmd, "verify", "--output", "json"]
+    wall, cpu, rss, pg_cpu, code = run_measured(argv, env, pg, log, str(dbname))
+    summary: dict[str, Any] = {}
+    for line in log.read_bytes().splitlines():
+        if line.startswith(b"{") and b'"verify_finished"' in line:
+            summary = orjson.loads(line)
+    kinds = ("stored", "rejected", "duplicate", "expired", "missing", "different")
+    detail = {k: int(summary.get(k, 0)) for k in (*kinds, "batches")}
+    messages = sum(detail[k] for k in kinds)
+    return Measured(wall, messages, value_bytes, cpu, pg_cpu, rss, code, detail)
 
 
 def kafka_read(bootstrap: str, topic: str, isolation: str) -> Measured:

@@ -9,7 +9,8 @@ Per report size: produce a deterministic corpus to a fresh topic, then per repet
 a fresh database with schema.sql applied: read the topic with a plain consumer (Kafka ceiling),
 run ``etl run`` with a fresh group (the job), and ``psql \\copy`` the rows the job stored into an
 identical empty table (COPY ceiling), and the same rows once more in binary format (the
-server's cost of the format the job sends). Prints a table per size and writes everything as JSON.
+server's cost of the format the job sends). Right after the job, ``etl verify`` checks the same
+topic against the database it loaded. Prints a table per size and writes everything as JSON.
 
 Endpoints and job settings come from the same ETL_* variables the job reads; any other ETL_*
 variable (e.g. ETL_BATCH__MAX_BYTES) is passed on to the job unchanged. Topics (bench-*),
@@ -129,9 +130,8 @@ class Bench:
         )
         return made
 
-    def job(self, topic: str, dsn: str, value_bytes: int, tag: str) -> dict[str, Any]:
-        group = f"bench-{self.run_id}-{tag}"
-        self.groups.append(group)
+    def env(self, topic: str, dsn: str, group: str) -> dict[str, str]:
+        """The job's environment: this topic, database and consumer group."""
         env = dict(os.environ)
         env.update(
             {
@@ -145,11 +145,27 @@ class Bench:
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(self.src), env.get("PYTHONPATH")])),
             }
         )
+        return env
+
+    def job(self, topic: str, dsn: str, value_bytes: int, tag: str) -> dict[str, Any]:
+        group = f"bench-{self.run_id}-{tag}"
+        self.groups.append(group)
+        env = self.env(topic, dsn, group)
         measure.checkpoint(self.admin_dsn)
         log = self.workdir / f"job-{tag}.log"
         result = measure.run_job(self.etl_cmd, env, self.pg, log, value_bytes).as_dict()
         if result["exit_code"] != 0:
             print(f"  job {tag} exited {result['exit_code']}; log: {log}")
+        return result
+
+    def verify(self, topic: str, dsn: str, value_bytes: int, tag: str) -> dict[str, Any]:
+        """``etl verify`` of what `job` with the same ``tag`` just loaded."""
+        env = self.env(topic, dsn, f"bench-{self.run_id}-{tag}")
+        measure.checkpoint(self.admin_dsn)
+        log = self.workdir / f"verify-{tag}.log"
+        result = measure.run_verify(self.etl_cmd, env, self.pg, log, value_bytes).as_dict()
+        if result["exit_code"] != 0:
+            print(f"  verify {tag} exited {result['exit_code']}; log: {log}")
         return result
 
     def database(self, tag: str) -> tuple[str, str]:
@@ -179,6 +195,7 @@ def bench_size(b: Bench, size: str, messages: int) -> dict[str, Any]:
             measure.checkpoint(b.admin_dsn)
             kafka = measure.kafka_read(b.kafka, made.topic, b.isolation).as_dict()
             job = b.job(made.topic, dsn, made.value_bytes, f"{size}-{rep}")
+            verify = b.verify(made.topic, dsn, made.value_bytes, f"{size}-{rep}")
             text, binary = measure.copy_ceilings(dsn, b.pg, b.workdir)
             copy, copy_binary = text.as_dict(), binary.as_dict()
         finally:
@@ -193,10 +210,15 @@ def bench_size(b: Bench, size: str, messages: int) -> dict[str, Any]:
         )
         if not job["ok"]:
             print(f"  WARNING: unexpected counts: {detail} vs {made.as_dict()}")
-        reps.append({"job": job, "copy": copy, "binary": copy_binary, "kafka": kafka})
+        verify["ok"] = verify["exit_code"] == 0 and verify["items"] == made.messages
+        if not verify["ok"]:
+            print(f"  WARNING: verify found {verify['detail']} of {made.messages:,} messages")
+        reps.append(
+            {"job": job, "verify": verify, "copy": copy, "binary": copy_binary, "kafka": kafka}
+        )
         print(
-            f"  rep {rep}: job {job['wall_s']:.2f} s, COPY {copy['wall_s']:.2f} s,"
-            f" Kafka read {kafka['wall_s']:.2f} s"
+            f"  rep {rep}: job {job['wall_s']:.2f} s, verify {verify['wall_s']:.2f} s,"
+            f" COPY {copy['wall_s']:.2f} s, Kafka read {kafka['wall_s']:.2f} s"
         )
     summary = tables.summarize(reps)
     print(tables.size_table(size, made.as_dict(), summary, len(reps)))

@@ -20,13 +20,18 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
     A ratio is taken inside one repetition (job and ceiling measured back to back) and only
     then reduced to its median, which cancels most of the machine's background noise."""
     out: dict[str, Any] = {}
-    for op in ("job", "copy", "binary", "kafka"):
+    for op in ("job", "verify", "copy", "binary", "kafka"):
+        if op not in reps[0]:
+            continue
         keys = reps[0][op].keys()
         out[op] = {
             k: median([r[op][k] for r in reps])
             for k in keys
             if all(isinstance(r[op][k], int | float | None) for r in reps)
         }
+    out["verify_over_job"] = median(
+        [r["verify"]["wall_s"] / r["job"]["wall_s"] for r in reps if "verify" in r]
+    )
     out["job_over_copy"] = median([r["job"]["wall_s"] / r["copy"]["wall_s"] for r in reps])
     out["job_over_kafka"] = median([r["job"]["wall_s"] / r["kafka"]["wall_s"] for r in reps])
     out["job_pg_cpu_over_copy"] = median(
@@ -69,11 +74,13 @@ def size_table(size: str, corpus: dict[str, Any], summary: dict[str, Any], repea
         f" {corpus['partitions']} partitions; medians of {repeat} ==",
         _HEAD,
         _line("etl run", summary["job"]),
+        *([_line("etl verify", summary["verify"])] if "verify" in summary else []),
         _line("COPY ceiling (psql)", summary["copy"]),
         _line("binary COPY (psql)", summary["binary"]),
         _line("Kafka read ceiling", summary["kafka"]),
         f"job / COPY ceiling wall: {ratio_copy:.2f}x -> job at {100 / ratio_copy:.0f}% of the"
         f" ceiling",
+        f"verify / job wall: {_fmt(summary['verify_over_job'])}x (target <= 1x)",
         f"binary / text COPY: PostgreSQL CPU {_fmt(summary['binary_pg_cpu_over_text'])}x,"
         f" wall {_fmt(summary['binary_over_text_wall'])}x",
         f"job / Kafka read wall:   {summary['job_over_kafka']:.2f}x;"

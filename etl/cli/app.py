@@ -1,8 +1,8 @@
 """The ``etl`` command: the typer app, its commands, and known errors mapped to exit codes.
 
-The commands live in `etl.cli.run` (run), `etl.cli.inspect` (plan, runs) and `etl.cli.admin`
-(db, cleanup, check, config); the CLI modules are the only ones that know the concrete
-adapters. Nothing imports them.
+The commands live in `etl.cli.run` (run), `etl.cli.inspect` (plan, runs), `etl.cli.verify`
+(verify) and `etl.cli.admin` (db, cleanup, check, config); the CLI modules are the only ones
+that know the concrete adapters. Nothing imports them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from etl.cli.admin import register as register_admin_commands
 from etl.cli.common import EtlGroup
 from etl.cli.inspect import register as register_inspect_commands
 from etl.cli.run import register as register_run_commands
+from etl.cli.verify import register as register_verify_command
 
 app = typer.Typer(
     name="etl",
@@ -27,6 +28,7 @@ app = typer.Typer(
 register_run_commands(app)
 register_inspect_commands(app)
 register_admin_commands(app)
+register_verify_command(app)
 
 
 def _version(value: bool) -> None:

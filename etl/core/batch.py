@@ -22,6 +22,7 @@ log = events.logger(__name__)
 @dataclass
 class BatchDecoder:
     counts: RunCounts
+    log_rejections: bool = True  # ``etl verify`` reports them its own way
     _seen_versions: set[str] = field(default_factory=set)
 
     def decode_into(
@@ -41,6 +42,8 @@ class BatchDecoder:
             msg = messages[index]
             rejections.append(StoredRejection(rejection, msg))
             self.counts.reject(rejection.reason)
+            if not self.log_rejections:
+                continue
             log.warning(
                 "message_rejected",
                 partition=msg.partition,

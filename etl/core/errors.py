@@ -13,9 +13,11 @@
     ├── PushgatewayUnavailable    exit 7: only ``etl check``; ``etl run`` logs a failed push
     ├── PostgresRefused           exit 8: PostgreSQL refused the login or the privilege
     │                                     (SQLSTATE class 28, 42501): a retry cannot help
-    └── KafkaRefused              exit 9: the topic does not exist, or Kafka refused our
-                                          credentials, security protocol or authorization: a
-                                          retry cannot help
+    ├── KafkaRefused              exit 9: the topic does not exist, or Kafka refused our
+    │                                     credentials, security protocol or authorization: a
+    │                                     retry cannot help
+    └── DatabaseMismatch          exit 10: only ``etl verify``: the database lacks messages
+                                           of the topic, or holds a row otherwise
 
 Exit codes 3 and 4 mean "try again later"; `PERMANENT_EXIT_CODES` are those a scheduler should
 not retry (the Kubernetes ``podFailurePolicy`` fails the Job at once on them).
@@ -95,6 +97,13 @@ class KafkaRefused(EtlError):
     exit_code = 9
 
 
+class DatabaseMismatch(EtlError):
+    """``etl verify`` found messages whose row or rejection is missing, or a row that differs
+    from what ``etl run`` stores; the output names each by partition and offset."""
+
+    exit_code = 10
+
+
 # The one table of what each exit code means; a command's ``--help`` lists the rows of the codes
 # it can return (`exit_codes_help`), so each row is worded for every command that returns it.
 EXIT_CODES: dict[int, str] = {
@@ -112,6 +121,8 @@ EXIT_CODES: dict[int, str] = {
     " configuration (not retried)",
     KafkaRefused.exit_code: "topic missing, or Kafka refused authentication, the security"
     " protocol or authorization; fix the configuration (not retried)",
+    DatabaseMismatch.exit_code: "etl verify only: the database lacks messages of the topic or"
+    " holds a row that differs (each named by partition:offset)",
 }
 # What any command talking to Kafka, or to PostgreSQL, can end with.
 KAFKA_ERRORS: tuple[type[EtlError], ...] = (KafkaUnavailable, KafkaRefused)

@@ -7,7 +7,7 @@ order; the sink sends `COPY_HEADER`, the tuples, then `COPY_TRAILER`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -86,17 +86,25 @@ INSERT_REJECTION = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHI
 
 
 _PARTITION_FIELD: Final = COLUMNS.index("kafka_partition")
+_OFFSET_FIELD: Final = COLUMNS.index("kafka_offset")
 
 
 def rows_of_partitions(rows: RowBatch, keep: Collection[int]) -> RowBatch:
-    """The rows of ``keep``'s partitions only, by reading each binary COPY tuple's
-    ``kafka_partition`` field.
+    """The rows of ``keep``'s partitions only.
 
     A cold path: it runs only when a rebalance revoked partitions while a batch was being read,
     so that their new owner, not this run, stores them. Request ids stay as they were: the
     tracker may report a row its new owner stores a moment later.
     """
-    out = RowBatch(request_ids=rows.request_ids)
+    out = rows_where(rows, lambda partition, _offset: partition in keep)
+    out.request_ids = rows.request_ids
+    return out
+
+
+def rows_where(rows: RowBatch, keep: Callable[[int, int], bool]) -> RowBatch:
+    """The binary COPY tuples whose message (``kafka_partition``, ``kafka_offset``) ``keep``
+    accepts, bytes unchanged, read field by field in Python: for cold paths only."""
+    out = RowBatch()
     for chunk in rows.chunks:
         view = memoryview(chunk)
         kept = bytearray()
@@ -105,14 +113,16 @@ def rows_of_partitions(rows: RowBatch, keep: Collection[int]) -> RowBatch:
             start = pos
             fields = int.from_bytes(view[pos : pos + 2], "big", signed=True)
             pos += 2
-            partition = -1
+            partition = offset = -1
             for index in range(fields):
                 length = int.from_bytes(view[pos : pos + 4], "big", signed=True)
                 pos += 4
                 if index == _PARTITION_FIELD:
                     partition = int.from_bytes(view[pos : pos + length], "big", signed=True)
+                elif index == _OFFSET_FIELD:
+                    offset = int.from_bytes(view[pos : pos + length], "big", signed=True)
                 pos += max(length, 0)
-            if partition in keep:
+            if keep(partition, offset):
                 kept += view[start:pos]
                 out.count += 1
         if kept:

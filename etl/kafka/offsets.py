@@ -165,9 +165,22 @@ def plan(
 ) -> list[PlannedPartition]:
     """Query the broker once for these partitions and plan each, resuming from the database's
     positions ``stored`` where it holds them (`etl.core.positions`); reads no message."""
+    marks = watermarks(consumer, cfg, partitions, aim, stored)
+    return plan_partitions(marks, aim, cfg.auto_offset_reset)
+
+
+def watermarks(
+    consumer: Any,
+    cfg: KafkaConfig,
+    partitions: Iterable[int],
+    aim: Aim,
+    stored: StoredPositions | None = None,
+) -> dict[int, Watermarks]:
+    """What the broker reports of these partitions (log start, end, the group's committed
+    offset, the offsets of ``aim``'s times), with the database's positions ``stored``."""
     parts = sorted(partitions)
     if not parts:
-        return []
+        return {}
     tps = [TopicPartition(cfg.topic, p) for p in parts]
     try:
         committed = {}
@@ -180,12 +193,12 @@ def plan(
             committed[tp.partition] = tp.offset
         from_times = _offsets_for_times(consumer, cfg.topic, parts, aim.from_timestamp)
         until_times = _offsets_for_times(consumer, cfg.topic, parts, aim.until_timestamp)
-        marks = {}
+        out = {}
         for p in parts:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(cfg.topic, p), timeout=REQUEST_TIMEOUT, cached=False
             )
-            marks[p] = Watermarks(
+            out[p] = Watermarks(
                 low,
                 high,
                 committed[p],
@@ -193,7 +206,7 @@ def plan(
                 until_times.get(p),
                 stored.of(p) if stored is not None else None,
             )
-        return plan_partitions(marks, aim, cfg.auto_offset_reset)
+        return out
     except KafkaException as exc:
         raise KafkaUnavailable(f"cannot read offsets of {cfg.topic!r}: {describe(exc)}") from exc
 

@@ -4,7 +4,9 @@ A cleanup fixes its cutoff once (``now() - max_age`` on the server clock) and th
 most ``chunk_size`` rows per transaction, chosen by primary key, until a chunk comes back short:
 no long table lock, no transaction holding millions of rows, and rows that turn young while it
 runs (the age condition is re-checked on the row being deleted) are kept. Deleting
-``new_reports`` rows deletes their ``read_errors`` rows with them (ON DELETE CASCADE).
+``new_reports`` rows deletes their ``read_errors`` rows with them (ON DELETE CASCADE). A cleanup
+that deletes rows records its table and cutoff in ``etl_cleanups`` (one row, written in the
+transaction of each chunk), so ``etl verify`` tells rows it deleted from rows that are missing.
 
 ``new_reports``, ``reported`` and ``read_errors`` store UTC in ``timestamp without time zone``;
 their cutoff is compared in UTC whatever the session's TimeZone (the reference compared with the
@@ -29,6 +31,14 @@ from psycopg import sql
 from etl.core.errors import ConfigError, SchemaConflict, SchemaMissing
 from etl.pg.admin import Connection
 from etl.pg.failures import safe_text
+from etl.pg.progress import CLEANUPS_TABLE
+
+_RECORD: Final = sql.SQL(
+    "INSERT INTO {} (table_name, cutoff, deleted) VALUES (%s, %s, %s) RETURNING id"
+).format(sql.Identifier(CLEANUPS_TABLE))
+_ADD_DELETED: Final = sql.SQL(
+    "UPDATE {} SET deleted = deleted + %s WHERE id = %s RETURNING id"
+).format(sql.Identifier(CLEANUPS_TABLE))
 
 DEFAULT_MAX_AGE: Final = "7 days"
 DEFAULT_CHUNK_SIZE: Final = 5000
@@ -167,13 +177,33 @@ def delete_old(conn: Connection, target: Target, max_age: str, chunk_size: int) 
             " (SELECT {k} FROM {t} WHERE {c} < %(cutoff)s LIMIT %(limit)s)"
         ).format(t=table, c=col, k=key)
         total = chunks = 0
+        recorded: int | None = None  # the etl_cleanups row of this cleanup, once it deleted
         while True:
             with conn.transaction():
                 cur = conn.execute(statement, {"cutoff": limit, "limit": chunk_size})
+                deleted = cur.rowcount
+                if deleted:
+                    recorded = _record(conn, target, limit, deleted, recorded)
             chunks += 1
-            total += cur.rowcount
-            if cur.rowcount < chunk_size:
+            total += deleted
+            if deleted < chunk_size:
                 return Outcome(target.table, limit, total, chunks)
+
+
+def _record(
+    conn: Connection, target: Target, cutoff: datetime, deleted: int, recorded: int | None
+) -> int:
+    """Record in ``etl_cleanups``, in the transaction of the chunk just deleted, the cutoff
+    applied and the rows deleted so far: ``etl verify`` counts older rows as expired, not
+    missing. The first chunk inserts the row, the next ones add to it; its id."""
+    when = cutoff.replace(tzinfo=UTC) if target.utc_naive else cutoff
+    if recorded is None:
+        row = conn.execute(_RECORD, (target.table, when, deleted)).fetchone()
+    else:
+        row = conn.execute(_ADD_DELETED, (deleted, recorded)).fetchone()
+    if row is None:  # pragma: no cover - INSERT/UPDATE ... RETURNING of a row just written
+        raise SchemaMissing(f"{CLEANUPS_TABLE}: the cleanup's record was not written")
+    return int(row[0])
 
 
 def count_old(conn: Connection, target: Target, max_age: str) -> int:

@@ -67,15 +67,8 @@ def read_positions(
     """The positions the database vouches for (inside the caller's transaction); the chains
     of the ``compact`` partitions are folded into one origin range each."""
     conn.execute(_LOCK, (PROGRESS_LOCK_CLASS, f"{topic}/{group_id}"))
-    try:
-        found = conn.execute(_SELECT, (topic, group_id)).fetchall()
-    except psycopg.errors.UndefinedTable as exc:
-        raise SchemaMissing(f"{exc.diag.message_primary}; run etl db migrate") from exc
-    per_partition: dict[int, list[StoredRange]] = defaultdict(list)
-    for p, start, stop, origin in found:
-        per_partition[p].append(StoredRange(p, start, stop, origin))
     ends: dict[int, int] = {}
-    for p, ranges in per_partition.items():
+    for p, ranges in stored_ranges(conn, topic, group_id).items():
         merged, covered = chain(ranges)
         if merged is None:
             continue
@@ -87,6 +80,20 @@ def read_positions(
                 range_params(topic, group_id, {p: (merged.start, merged.stop)}, origin=True)[0],
             )
     return StoredPositions(ends, adopted=not ends)
+
+
+def stored_ranges(
+    conn: psycopg.Connection[Any], topic: str, group_id: str
+) -> dict[int, list[StoredRange]]:
+    """Every range stored for the topic and group, per partition, as the table holds them."""
+    try:
+        found = conn.execute(_SELECT, (topic, group_id)).fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise SchemaMissing(f"{exc.diag.message_primary}; run etl db migrate") from exc
+    per_partition: dict[int, list[StoredRange]] = defaultdict(list)
+    for p, start, stop, origin in found:
+        per_partition[p].append(StoredRange(p, start, stop, origin))
+    return dict(per_partition)
 
 
 class PgPositions:

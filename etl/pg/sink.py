@@ -260,13 +260,13 @@ class PostgresSink:
         if self._staging_streak == 0:
             try:
                 with conn.transaction():
-                    _copy(cur, sql.Identifier(REPORTS_TABLE), rows)
+                    copy_batch(cur, sql.Identifier(REPORTS_TABLE), rows)
                 return cur.rowcount
             except psycopg.errors.UniqueViolation:
                 self._staging_streak = _STAGING_STREAK
         self._staging_streak = max(0, self._staging_streak - 1)
         cur.execute(CREATE_STAGING)  # rare path: a no-op once the session has the table
-        _copy(cur, STAGING, rows)
+        copy_batch(cur, STAGING, rows)
         cur.execute(INSERT_FROM_STAGING)
         return cur.rowcount
 
@@ -338,7 +338,7 @@ class PostgresSink:
         )
 
 
-def _copy(cur: psycopg.Cursor[Any], table: sql.Identifier, rows: RowBatch) -> None:
+def copy_batch(cur: psycopg.Cursor[Any], table: sql.Identifier, rows: RowBatch) -> None:
     """One binary COPY of the batch's tuples, sent from the core's buffers without a copy."""
     with cur.copy(copy_sql(table)) as copy:
         copy.write(COPY_HEADER)
