@@ -157,5 +157,7 @@ def test_a_malformed_aim_option_is_a_usage_error_before_any_connection() -> None
 def test_verify_help_documents_the_mismatch_exit_code() -> None:
     result = CliRunner().invoke(app, ["verify", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert f"{DatabaseMismatch.exit_code}: the database does not match the topic" in result.output
+    assert f"{DatabaseMismatch.exit_code}: etl verify only: the database lacks messages" in (
+        " ".join(result.output.split())
+    )
     assert EXIT_CODES[DatabaseMismatch.exit_code].startswith("etl verify only")
