@@ -20,7 +20,8 @@
 //! default build; its raw walk is barely affected.
 //!
 //! Each figure is the median of `BENCH_SAMPLES` (default 9) samples of at least
-//! `BENCH_SAMPLE_MS` (default 200) milliseconds each.
+//! `BENCH_SAMPLE_MS` (default 200) milliseconds each; the five runs take turns within each
+//! sample. `BENCH_BYTES` (default 16000000) sets the bytes of messages per size.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -221,22 +222,36 @@ fn messages(target: usize, pool: usize, total: usize, seed: u64) -> Vec<Vec<u8>>
     out
 }
 
-/// Median GB/s of `f` over `bytes` per pass.
-fn measure(bytes: usize, samples: usize, sample: Duration, mut f: impl FnMut()) -> f64 {
-    f(); // warm up: page in the buffers, train the predictors
-    let mut rates: Vec<f64> = (0..samples)
-        .map(|_| {
+/// Median GB/s of each of `runs` over `bytes` per pass. The runs take turns within each sample,
+/// so on a busy machine they share its load alike and their ratios hold.
+fn measure(
+    bytes: usize,
+    samples: usize,
+    sample: Duration,
+    runs: &mut [Box<dyn FnMut() + '_>],
+) -> Vec<f64> {
+    let mut rates = vec![Vec::new(); runs.len()];
+    for run in runs.iter_mut() {
+        run(); // warm up: page in the buffers, train the predictors
+    }
+    for _ in 0..samples {
+        for (run, rates) in runs.iter_mut().zip(&mut rates) {
             let start = Instant::now();
             let mut passes = 0;
             while start.elapsed() < sample {
-                f();
+                run();
                 passes += 1;
             }
-            (bytes * passes) as f64 / start.elapsed().as_nanos() as f64
+            rates.push((bytes * passes) as f64 / start.elapsed().as_nanos() as f64);
+        }
+    }
+    rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
         })
-        .collect();
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+        .collect()
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -284,37 +299,43 @@ fn main() {
         let decoded = decode_batch(&inputs, i64::MAX);
         assert_eq!(decoded.rows, values.len(), "every message is valid");
 
-        let batch = measure(bytes, samples, sample, || {
-            black_box(decode_batch(black_box(&inputs), i64::MAX));
-        });
-        let walk = measure(bytes, samples, sample, || {
-            for v in &values {
-                let text = std::str::from_utf8(black_box(v)).expect("UTF-8");
-                let mut sc = Scanner::new(text.as_bytes());
-                sc.value(&mut Discard).expect("JSON");
-                sc.end().expect("one document");
-                black_box(sc.pos);
-            }
-        });
-        let raw = measure(bytes, samples, sample, || {
-            for v in &values {
-                let raw: &serde_json::value::RawValue =
-                    serde_json::from_slice(black_box(v)).expect("JSON");
-                black_box(raw);
-            }
-        });
-        let serde_value = measure(bytes, samples, sample, || {
-            for v in &values {
-                let value: Value = serde_json::from_slice(black_box(v)).expect("JSON");
-                black_box(value);
-            }
-        });
-        let sonic = measure(bytes, samples, sample, || {
-            for v in &values {
-                let value: sonic_rs::Value = sonic_rs::from_slice(black_box(v)).expect("JSON");
-                black_box(value);
-            }
-        });
+        let mut runs: Vec<Box<dyn FnMut()>> = vec![
+            Box::new(|| {
+                black_box(decode_batch(black_box(&inputs), i64::MAX));
+            }),
+            Box::new(|| {
+                for v in &values {
+                    let text = std::str::from_utf8(black_box(v)).expect("UTF-8");
+                    let mut sc = Scanner::new(text.as_bytes());
+                    sc.value(&mut Discard).expect("JSON");
+                    sc.end().expect("one document");
+                    black_box(sc.pos);
+                }
+            }),
+            Box::new(|| {
+                for v in &values {
+                    let raw: &serde_json::value::RawValue =
+                        serde_json::from_slice(black_box(v)).expect("JSON");
+                    black_box(raw);
+                }
+            }),
+            Box::new(|| {
+                for v in &values {
+                    let value: Value = serde_json::from_slice(black_box(v)).expect("JSON");
+                    black_box(value);
+                }
+            }),
+            Box::new(|| {
+                for v in &values {
+                    let value: sonic_rs::Value = sonic_rs::from_slice(black_box(v)).expect("JSON");
+                    black_box(value);
+                }
+            }),
+        ];
+        let rates = measure(bytes, samples, sample, &mut runs);
+        let [batch, walk, raw, serde_value, sonic] = rates[..] else {
+            unreachable!("five runs")
+        };
         println!(
             "{name:>6} {:>6} {:>10} | {batch:>10.2} {walk:>10.2} {raw:>14.2} {serde_value:>16.2} {sonic:>15.2}",
             values.len(),

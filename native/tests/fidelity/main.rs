@@ -28,8 +28,13 @@
 //!   reading the copy back to the same `Value`); `value_compact` gives the same bytes and
 //!   state; the `\u0000` count equals the NULs in serde's decoded keys and strings.
 //!
-//! Cases come from a seeded generator (`FIDELITY_SEED`, default fixed; `FIDELITY_CASES`
-//! to run more), so a failure names its seed and case and replays exactly.
+//! `messages.rs` does the same one level up: generated report messages through
+//! `message::decode` against serde_json's reading of them.
+//!
+//! Cases come from a seeded generator (`generate.rs`; `FIDELITY_SEED`, default fixed;
+//! `FIDELITY_CASES`, default 20000 documents and a quarter as many messages), so a failure names
+//! its seed and case and replays exactly: `FIDELITY_SEED=7 FIDELITY_CASES=500000 cargo test
+//! --manifest-path native/Cargo.toml --test fidelity` searches further.
 
 mod compare;
 mod generate;
