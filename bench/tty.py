@@ -3,6 +3,7 @@
     eval "$(dev/services.sh env)"
     python3 bench/tty.py                                  # 200k x 1 KB, 1% invalid, 3 repetitions
     python3 bench/tty.py --messages 50000 --repeat 5
+    python3 bench/tty.py --src /tmp/etl-before            # another checkout's etl package
     ETL_LOG__LEVEL=ERROR python3 bench/tty.py             # any ETL_* reaches both runs
 
 One corpus (the benchmark's, `corpus.py`) is produced to a fresh topic; then per repetition the
@@ -51,6 +52,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--width", type=int, default=160, help="terminal columns")
     p.add_argument("--height", type=int, default=50, help="terminal lines")
     p.add_argument("--etl", default=None, help="the etl command (default: next to python)")
+    p.add_argument(
+        "--src",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="checkout whose etl package and schema.sql are measured (default: this one)",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "tty.json")
     p.add_argument("--keep", action="store_true", help="keep the topic")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: time the command
@@ -82,7 +89,7 @@ class TtyBench:
         self.kafka = os.environ["ETL_KAFKA__BOOTSTRAP_SERVERS"]
         self.admin_dsn = os.environ["ETL_POSTGRES__DSN"]
         self.run_id = f"{int(time.time()):x}"
-        self.root = Path(__file__).resolve().parent.parent
+        self.root = args.src.resolve()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"etl-tty-{self.run_id}-"))
         self.socket = f"etl-bench-{self.run_id}"
         local = Path(sys.executable).parent / "etl"
