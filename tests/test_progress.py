@@ -96,7 +96,8 @@ def test_many_reasons_show_the_most_frequent_and_a_count_of_the_rest() -> None:
 
 def test_the_shown_count_follows_batches_steadily_and_never_runs_ahead() -> None:
     pace = Pace()
-    shown, steps = [], []
+    shown: list[int] = []
+    steps: list[int] = []
     for tick in range(1, 8 * 14):  # 14 s at 8 refreshes a second
         elapsed = tick / 8
         done = min(10_000 * int(elapsed), 100_000)  # 10k handed out at each whole second
