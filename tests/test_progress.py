@@ -88,10 +88,20 @@ def test_many_reasons_show_the_most_frequent_and_a_count_of_the_rest() -> None:
     parts = [PartitionProgress(0, 0, 1000, 500)]
     rejected = {f"reason_{i:02d}": 100 - i for i in range(MAX_REASON_ROWS + 3)}
     lines = text(render_view("t", Snapshot(parts, 10, 5, rejected), elapsed=1.0)).splitlines()
-    reasons = [line.split()[0] for line in lines[2 : 2 + MAX_REASON_ROWS]]
-    assert reasons == [f"reason_{i:02d}" for i in range(MAX_REASON_ROWS)]
-    more = lines[2 + MAX_REASON_ROWS].split()
-    assert more == ["...", "3", "more", "reasons", str(sum(range(100 - MAX_REASON_ROWS - 2, 95)))]
+    shown = MAX_REASON_ROWS - 1
+    reasons = [line.split()[0] for line in lines[2 : 2 + shown]]
+    assert reasons == [f"reason_{i:02d}" for i in range(shown)]
+    more = lines[2 + shown].split()
+    rest = sum(100 - i for i in range(shown, MAX_REASON_ROWS + 3))
+    assert more == ["...", "4", "more", "reasons", str(rest)]
+    assert lines[3 + shown].split()[0] == "partition"
+
+
+def test_as_many_reasons_as_lines_are_all_shown() -> None:
+    parts = [PartitionProgress(0, 0, 1000, 500)]
+    rejected = {f"reason_{i:02d}": 1 for i in range(MAX_REASON_ROWS)}
+    lines = text(render_view("t", Snapshot(parts, 10, 5, rejected), elapsed=1.0)).splitlines()
+    assert [line.split()[0] for line in lines[2 : 2 + MAX_REASON_ROWS]] == sorted(rejected)
 
 
 def test_the_shown_count_follows_batches_steadily_and_never_runs_ahead() -> None:

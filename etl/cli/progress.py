@@ -28,7 +28,7 @@ from etl.cli.logs import escape_controls
 from etl.core.ports import PartitionProgress
 
 MAX_PARTITION_ROWS: Final = 12
-MAX_REASON_ROWS: Final = 6
+MAX_REASON_ROWS: Final = 8  # lines of rejections, the last one for the rarest reasons
 MAX_TOPIC_WIDTH: Final = 40
 CATCH_UP_SECONDS: Final = 2.0  # the shown counts are at most about this far behind
 PACE: Final = 1.25  # how much faster than the average rate the shown counts may move
@@ -165,12 +165,11 @@ def reason_table(rejected: Mapping[str, int], examples: Mapping[str, str]) -> Te
     One line per reason however many messages were rejected: the view groups them, so a run
     with many bad messages costs no more to show than one with a few (see `etl.cli.live`)."""
     ranked = sorted((item for item in rejected.items() if item[1]), key=lambda i: (-i[1], i[0]))
-    rows = [(reason, f"{n:,}") for reason, n in ranked[:MAX_REASON_ROWS]]
-    if len(ranked) > MAX_REASON_ROWS:
-        more = len(ranked) - MAX_REASON_ROWS
-        rows.append(
-            (f"... {more} more reasons", f"{sum(n for _, n in ranked[MAX_REASON_ROWS:]):,}")
-        )
+    keep = len(ranked) if len(ranked) <= MAX_REASON_ROWS else MAX_REASON_ROWS - 1
+    rows = [(reason, f"{n:,}") for reason, n in ranked[:keep]]
+    if keep < len(ranked):  # two or more
+        rest = sum(n for _, n in ranked[keep:])
+        rows.append((f"... {len(ranked) - keep} more reasons", f"{rest:,}"))
     names = max(len(r) for r, _ in rows)
     numbers = max(len(n) for _, n in rows)
     lines = []
