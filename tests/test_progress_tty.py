@@ -2,6 +2,7 @@
 
 The run is held mid-way by a lock on ``new_reports`` taken by the test, so the screen is read
 while the run is blocked on its first write with two batches read, and again after it ended.
+Its rejections are grouped: a few lines per reason above the view, counts per reason in it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def test_a_run_on_a_terminal_shows_live_progress_then_one_summary(
     tmp_path: Path,
 ) -> None:
     topic = make_topic(2)
-    produce(topic, [(0, BAD[1]), (0, BAD[2])] + [(i % 2, good(i)) for i in range(698)])
+    bad = [(0, BAD[1])] * 10 + [(0, BAD[2])]  # 10 invalid_json, 1 wrong_type
+    produce(topic, bad + [(i % 2, good(i)) for i in range(689)])
     env = etl_env(topic, ETL_LOG__FORMAT="auto", ETL_BATCH__MAX_MESSAGES="100")
     for name in ("COLUMNS", "LINES", "TERM"):  # the terminal decides, as for a person
         env.pop(name, None)
@@ -80,7 +82,7 @@ def test_a_run_on_a_terminal_shows_live_progress_then_one_summary(
         tmux("new-session", "-d", "-s", "etl", "-x", "100", "-y", "40", f"sh {script}")
         # the run is held once its first batch is decoded (rejections counted) and being written
         held = wait_for_screen(
-            tmux, lambda s: "/700 msg" in s and " lag" in s and "rejected 2" in s
+            tmux, lambda s: "/700 msg" in s and " lag" in s and "rejected 11" in s
         )
         time.sleep(1.2)
         later = tmux("capture-pane", "-p", "-t", "etl")
@@ -89,15 +91,26 @@ def test_a_run_on_a_terminal_shows_live_progress_then_one_summary(
     bar = next(i for i, line in enumerate(lines) if "/700 msg" in line)
     assert lines[bar].startswith(topic)
     assert re.search(r"\d+\.\d%  \d+/700 msg$", lines[bar])
-    assert re.search(r"MB/s  elapsed \d:\d\d:\d\d  ETA \d:\d\d:\d\d  rejected 2$", lines[bar + 1])
-    assert lines[bar + 2].split() == ["partition", "offset", "stop", "lag"]
-    assert [line.split()[0] for line in lines[bar + 3 : bar + 5]] == ["0", "1"]
+    counts = r"MB/s  elapsed \d:\d\d:\d\d  ETA (\d:\d\d:\d\d|-:--:--)  rejected 11$"
+    assert re.search(counts, lines[bar + 1])
+    # grouped per reason, the most frequent first, each with its latest rejection
+    assert re.fullmatch(
+        r"  invalid_json +10  latest partition 0 offset 9: not valid JSON.*", lines[bar + 2]
+    )
+    assert re.fullmatch(
+        r"  wrong_type +1  latest partition 0 offset 10: OrgID: expected integer.*", lines[bar + 3]
+    )
+    assert lines[bar + 4].split() == ["partition", "offset", "stop", "lag"]
+    assert [line.split()[0] for line in lines[bar + 5 : bar + 7]] == ["0", "1"]
     above = "\n".join(lines[:bar])
     assert "partitions_assigned" in above  # the logs scroll above the view
-    assert "message_rejected" in above
+    assert above.count("message_rejected") == 3 + 1  # at most three lines per reason
     # redrawn while no batch completes: the elapsed time moved on
     elapsed = re.compile(r"elapsed (\d+:\d\d:\d\d)")
     assert elapsed.findall(held) != elapsed.findall(later)
+    # the bar follows what was read at a steady pace: by now it shows messages read and an ETA
+    assert re.search(r"[1-9][\d,]*/700 msg", later)
+    assert re.search(r"ETA \d:\d\d:\d\d  rejected 11", later)
 
     final = wait_for_screen(tmux, lambda s: "exit=" in s)
     assert "exit=0" in final
@@ -105,7 +118,9 @@ def test_a_run_on_a_terminal_shows_live_progress_then_one_summary(
     assert "msg/s" in final  # in the summary's title line ...
     assert "ETA" not in final  # ... while the live view is gone
     assert "run_finished" not in final  # the table says it once
+    assert "7 more rejections were counted, not logged one by one" in final
     header = next(line for line in final.splitlines() if line.split()[:2] == ["partition", "start"])
     assert header.split() == ["partition", "start", "stop", "reached", "read", "left"]
-    assert re.search(r"^\s*inserted\s+698$", final, re.MULTILINE)
-    assert re.search(r"^\s*invalid_json\s+1$", final, re.MULTILINE)
+    assert re.search(r"^\s*inserted\s+689$", final, re.MULTILINE)
+    assert re.search(r"^\s*invalid_json\s+10$", final, re.MULTILINE)
+    assert re.search(r"^\s*wrong_type\s+1$", final, re.MULTILINE)

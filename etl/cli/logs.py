@@ -7,6 +7,7 @@ Nothing here knows about secrets: callers only ever log masked values.
 librdkafka logs through the ``etl.librdkafka`` logger in every command that opens a client. A broker
 that is down makes it repeat the same line many times a second; `RepeatCollapser` lets the
 first one through and then one line with the count of those held back, per distinct message.
+While the live view is open, `RejectionDigest` does the like for rejections on a text log.
 
 Text that reaches a terminal never carries a control character of its own: the readable format
 (and the ``etl: error:`` line) writes ESC, BEL, CR, newline, DEL and the C1 controls of any
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -131,6 +133,54 @@ class RepeatCollapser(logging.Filter):
             out.append(record)
         self._last_held.clear()
         return out
+
+
+class RejectionDigest(logging.Filter):
+    """On a terminal's text log while the live view is open: rejections grouped per reason.
+
+    Of each reason, the first ``per_reason`` ``message_rejected`` lines pass; the rest are held
+    back and counted, and the latest of each reason is kept for the view to show
+    (``partition P offset O: detail``). Every rejection is still counted in the run's counts
+    and stored in ``rejected_messages``; only the terminal is spared a line per bad message.
+    Other lines pass untouched. Called from the decoding thread while the view's thread reads:
+    the bookkeeping is under a lock.
+    """
+
+    EVENT = "message_rejected"
+
+    def __init__(self, per_reason: int) -> None:
+        super().__init__()
+        self._per_reason = per_reason
+        self._passed: dict[str, int] = {}
+        self._latest: dict[str, str] = {}
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.EVENT:
+            return True
+        fields = getattr(record, "fields", {})
+        reason = str(fields.get("reason"))
+        where = f"partition {fields.get('partition')} offset {fields.get('offset')}"
+        example = f"{where}: {fields.get('detail')}"
+        with self._lock:
+            self._latest[reason] = example
+            passed = self._passed.get(reason, 0)
+            if passed < self._per_reason:
+                self._passed[reason] = passed + 1
+                return True
+            self._held += 1
+            return False
+
+    def latest(self) -> dict[str, str]:
+        """The latest rejection logged per reason, held back or not."""
+        with self._lock:
+            return dict(self._latest)
+
+    def counts(self) -> tuple[int, int]:
+        """(lines let through, lines held back) so far."""
+        with self._lock:
+            return sum(self._passed.values()), self._held
 
 
 def _count_into(record: logging.LogRecord, held: int) -> None:

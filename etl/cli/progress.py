@@ -1,64 +1,106 @@
-"""The live view of a run on a terminal: a bar and a partition table pinned under the logs.
+"""What the live view of a run shows: a bar, the counts, rejections by reason, the partitions.
 
-Drawn only when stderr is a TTY (`etl run` decides); off a TTY nothing here runs and the logs
-are the only output. While the view is open, log lines scroll above it (the ``etl`` log
-handlers write through rich's console) and it is redrawn several times a second from what has
-been read so far: messages and MB of the planned total, rate, elapsed time, ETA, rejections, and
-per partition the offset reached, the stop offset and what is left, like
-``kafka-consumer-groups.sh --describe``. The view is transient: when the run ends it is wiped,
-and `etl.cli.summary` prints the one table that tells the outcome. The text ``run_finished`` log
-line says the same as that table, so on a text log it is held back while the view is open.
+Pure: `render_view` turns a `Snapshot` (what has been read so far), the elapsed time and the
+`Shown` counts into a rich renderable; `Pace` turns the real counts into the `Shown` ones.
+The shell that draws it on the terminal is `etl.cli.live`.
 
-`render_view` is pure (a `Snapshot` and the elapsed time in, a rich renderable out); `LiveView`
-owns the refresh thread and the log handlers' streams.
+Steady figures. Messages are handed out a batch at a time and decoded a slice at a time, so the
+real counts move in steps of thousands and then stand still while a batch is stored. `Pace`
+lets the bar and the MB read follow them at a steady speed instead (a little faster than the
+run's average rate, or fast enough to catch up within `CATCH_UP_SECONDS`), never ahead of them.
+The estimated total MB is the planned messages (from the stop offsets) times the mean value
+size of the messages decoded so far: both counts come from the decoder, so the mean is of the
+same messages and settles as the run goes, instead of dividing bytes decoded by messages
+handed out, which ran up to a batch apart.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 
-from etl.cli.logs import JsonFormatter
+from etl.cli.logs import escape_controls
 from etl.core.ports import PartitionProgress
 
-REFRESH_PER_SECOND: Final = 8.0
 MAX_PARTITION_ROWS: Final = 12
-_SUMMARY_EVENTS: Final = frozenset({"run_finished"})
+MAX_REASON_ROWS: Final = 8  # lines of rejections, the last one for the rarest reasons
+MAX_TOPIC_WIDTH: Final = 40
+CATCH_UP_SECONDS: Final = 2.0  # the shown counts are at most about this far behind
+PACE: Final = 1.25  # how much faster than the average rate the shown counts may move
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What has been read so far; taken from the source and the metrics on each refresh."""
+    """What has been read so far; taken from the source, the counts and the log on each refresh.
+
+    ``bytes_read`` and ``messages_read`` are what the decoder counted (their ratio is the mean
+    value size); the partitions' ``next`` is what was handed out, up to a batch ahead of it.
+    ``rejected`` counts per reason; ``examples`` holds the latest rejection logged per reason
+    (``partition P offset O: detail``), when the log level lets rejections through.
+    """
 
     parts: Sequence[PartitionProgress] = ()
     bytes_read: int = 0
-    rejected: int = 0
+    messages_read: int = 0
+    rejected: Mapping[str, int] = field(default_factory=dict)
+    examples: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class _Totals:
-    planned: int
-    done: int
-    left: int = field(init=False)
+@dataclass(frozen=True)
+class Shown:
+    """The messages and bytes the bar and the counts line show (see `Pace`)."""
 
-    def __post_init__(self) -> None:
-        self.left = self.planned - self.done
+    messages: int
+    bytes: int
 
 
-def render_view(topic: str, snap: Snapshot, elapsed: float) -> RenderableType:
-    """The bar line, the counts line and the partition table for one moment of the run."""
+def follow(shown: float, actual: float, seconds: float, rate: float) -> float:
+    """``shown`` moved towards ``actual`` for ``seconds``: at ``PACE`` times ``rate``, or faster
+    when that would leave it more than `CATCH_UP_SECONDS` behind; never past ``actual``, and
+    straight down to it when the real count went back (a partition revoked)."""
+    if actual <= shown:
+        return actual
+    speed = max(rate * PACE, (actual - shown) / CATCH_UP_SECONDS)
+    return min(actual, shown + speed * max(0.0, seconds))
+
+
+class Pace:
+    """Steady counts for the view: fed the real ones on each refresh, returns what to show."""
+
+    def __init__(self) -> None:
+        self._messages = 0.0
+        self._bytes = 0.0
+        self._at: float | None = None
+
+    def step(self, snap: Snapshot, elapsed: float) -> Shown:
+        done = handed_out(snap.parts)
+        since = 0.0 if self._at is None else elapsed - self._at
+        self._at = elapsed
+        per_second = 1 / elapsed if elapsed > 0 else 0.0
+        self._messages = follow(self._messages, done, since, done * per_second)
+        self._bytes = follow(self._bytes, snap.bytes_read, since, snap.bytes_read * per_second)
+        return Shown(int(self._messages), int(self._bytes))
+
+
+def planned(parts: Sequence[PartitionProgress]) -> int:
+    return sum(max(0, p.stop - p.start) for p in parts)
+
+
+def handed_out(parts: Sequence[PartitionProgress]) -> int:
+    return sum(max(0, min(p.next, p.stop) - p.start) for p in parts)
+
+
+def render_view(
+    topic: str, snap: Snapshot, elapsed: float, shown: Shown | None = None
+) -> RenderableType:
+    """The bar line, the counts line, rejections by reason and the partition table.
+
+    Without ``shown`` the real counts are shown."""
     if not snap.parts:
         return Text.assemble(
             (topic, "bold"),
@@ -67,126 +109,121 @@ def render_view(topic: str, snap: Snapshot, elapsed: float) -> RenderableType:
             no_wrap=True,
             overflow="ellipsis",
         )
-    totals = _Totals(
-        planned=sum(max(0, p.stop - p.start) for p in snap.parts),
-        done=sum(max(0, min(p.next, p.stop) - p.start) for p in snap.parts),
+    total = planned(snap.parts)
+    shown = shown or Shown(handed_out(snap.parts), snap.bytes_read)
+    done = min(shown.messages, total)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = clock_text((total - done) / rate) if rate > 0 else "-:--:--"
+    share = done / total if total else 1.0
+    mb = shown.bytes / 1e6
+    estimate = (
+        f"{snap.bytes_read / snap.messages_read * total / 1e6:,.1f}" if snap.messages_read else "?"
     )
-    rate = totals.done / elapsed if elapsed > 0 else 0.0
-    eta = clock_text(totals.left / rate) if rate > 0 else "-:--:--"
-    share = totals.done / totals.planned if totals.planned else 1.0
-    mb = snap.bytes_read / 1e6
-    planned_mb = mb / totals.done * totals.planned if totals.done else 0.0
-    bar = Table.grid(padding=(0, 1), expand=True)
-    bar.add_column(no_wrap=True, overflow="ellipsis", max_width=40)
-    bar.add_column(ratio=1)
-    bar.add_column(no_wrap=True)
-    bar.add_row(
-        Text(topic, style="bold"),
-        ProgressBar(total=max(totals.planned, 1), completed=totals.done),
-        Text(f"{share * 100:5.1f}%  {totals.done:,}/{totals.planned:,} msg"),
-    )
+    bar = BarLine(topic, done, total, Text(f"{share * 100:5.1f}%  {done:,}/{total:,} msg"))
+    rejected = sum(snap.rejected.values())
     counts = Text.assemble(
-        f"{mb:,.1f}/~{planned_mb:,.1f} MB  ",
+        f"{mb:,.1f}/~{estimate} MB  ",
         f"{rate:,.0f} msg/s {mb / elapsed if elapsed > 0 else 0.0:,.1f} MB/s  ",
         f"elapsed {clock_text(elapsed)}  ETA {eta}  ",
-        (f"rejected {snap.rejected:,}", "red" if snap.rejected else "dim"),
+        (f"rejected {rejected:,}", "red" if rejected else "dim"),
         no_wrap=True,
         overflow="ellipsis",
     )
-    return Group(bar, counts, partition_table(snap.parts))
+    if not rejected:
+        return Group(bar, counts, partition_table(snap.parts))
+    return Group(
+        bar, counts, reason_table(snap.rejected, snap.examples), partition_table(snap.parts)
+    )
 
 
-def partition_table(parts: Sequence[PartitionProgress]) -> Table:
-    """Offset reached, stop and lag per partition; the busiest first when there are many."""
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold dim")
-    for name in ("partition", "offset", "stop", "lag"):
-        table.add_column(name, justify="right")
-    table.add_column("")
+class BarLine:
+    """``topic ━━━━━━━━━━     share  done/total msg`` as wide as the terminal.
+
+    Laid out by hand: a rich table grid did the same at a third of the cost of a whole draw.
+    The topic takes at most `MAX_TOPIC_WIDTH` columns, the bar what is left (at least one)."""
+
+    def __init__(self, topic: str, done: int, total: int, tail: Text) -> None:
+        self.topic, self.done, self.total, self.tail = topic, done, total, tail
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        head = Text(self.topic, style="bold", no_wrap=True, end="")
+        head.truncate(min(MAX_TOPIC_WIDTH, max(1, options.max_width // 3)), overflow="ellipsis")
+        head.append(" ")
+        tail = Text.assemble(" ", self.tail, no_wrap=True)
+        width = options.max_width - head.cell_len - tail.cell_len
+        if width < 1:  # too narrow for a bar: the share alone
+            yield Text.assemble(head, self.tail, no_wrap=True, overflow="ellipsis")
+            return
+        yield head
+        yield ProgressBar(total=max(self.total, 1), completed=self.done, width=width)
+        yield tail
+
+
+def reason_table(rejected: Mapping[str, int], examples: Mapping[str, str]) -> Text:
+    """Rejections per reason, the most frequent first, each with its latest example.
+
+    One line per reason however many messages were rejected: the view groups them, so a run
+    with many bad messages costs no more to show than one with a few (see `etl.cli.live`)."""
+    ranked = sorted((item for item in rejected.items() if item[1]), key=lambda i: (-i[1], i[0]))
+    keep = len(ranked) if len(ranked) <= MAX_REASON_ROWS else MAX_REASON_ROWS - 1
+    rows = [(reason, f"{n:,}") for reason, n in ranked[:keep]]
+    if keep < len(ranked):  # two or more
+        rest = sum(n for _, n in ranked[keep:])
+        rows.append((f"... {len(ranked) - keep} more reasons", f"{rest:,}"))
+    names = max(len(r) for r, _ in rows)
+    numbers = max(len(n) for _, n in rows)
+    lines = []
+    for reason, n in rows:
+        example = examples.get(reason)
+        lines.append(
+            Text.assemble(
+                ("  " + reason.ljust(names), "red" if reason in rejected else "dim"),
+                "  " + n.rjust(numbers),
+                ("  latest " + escape_controls(example) if example else "", "dim"),
+            )
+        )
+    return _lines(lines)
+
+
+def partition_table(parts: Sequence[PartitionProgress]) -> Text:
+    """Offset reached, stop and lag per partition; the busiest first when there are many.
+
+    Plain aligned text, not a rich `Table`: it is drawn several times a second beside the run,
+    and a table cost ten times as much to lay out."""
     shown = list(parts)
     if len(shown) > MAX_PARTITION_ROWS:
         shown = sorted(shown, key=lambda p: (-(p.stop - min(p.next, p.stop)), p.partition))
         shown = sorted(shown[:MAX_PARTITION_ROWS], key=lambda p: p.partition)
-    for p in shown:
-        lag = max(0, p.stop - p.next)
-        table.add_row(
-            str(p.partition),
-            f"{p.next:,}",
-            f"{p.stop:,}",
-            f"{lag:,}",
-            Text("done", style="green") if lag == 0 else Text(""),
-        )
+    rows = [("partition", "offset", "stop", "lag")]
+    rows += [
+        (str(p.partition), f"{p.next:,}", f"{p.stop:,}", f"{max(0, p.stop - p.next):,}")
+        for p in shown
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        Text("  ".join(c.rjust(w) for c, w in zip(rows[0], widths, strict=True)), style="bold dim")
+    ]
+    for p, row in zip(shown, rows[1:], strict=True):
+        line = Text("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+        if p.next >= p.stop:
+            line.append("  done", style="green")
+        lines.append(line)
     hidden = len(parts) - len(shown)
     if hidden:
         done = sum(1 for p in parts if p.next >= p.stop)
-        table.add_row("", "", "", "", Text(f"... {hidden} more ({done} done in all)", style="dim"))
-    return table
+        indent = " " * (sum(widths) + 2 * len(widths))
+        lines.append(Text(f"{indent}... {hidden} more ({done} done in all)", style="dim"))
+    return _lines(lines)
+
+
+def _lines(lines: list[Text]) -> Text:
+    """Lines as one `Text`, each cut with an ellipsis at the terminal's width, never wrapped."""
+    out = Text("\n").join(lines)
+    out.no_wrap = True
+    out.overflow = "ellipsis"
+    return out
 
 
 def clock_text(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class _HoldSummary(logging.Filter):
-    """Hold back the text ``run_finished`` line: the summary table says it once."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() not in _SUMMARY_EVENTS
-
-
-class LiveView:
-    """Context manager: the view pinned at the bottom of the terminal while the run goes."""
-
-    def __init__(
-        self,
-        console: Console,
-        topic: str,
-        read: Callable[[], Snapshot],
-        clock: Callable[[], float] = time.monotonic,
-        refresh_per_second: float = REFRESH_PER_SECOND,
-    ) -> None:
-        self._topic = topic
-        self._read = read
-        self._clock = clock
-        self._started = clock()
-        self._last = Snapshot()
-        self._console = console
-        self._live = Live(
-            console=console,
-            get_renderable=self._render,
-            refresh_per_second=refresh_per_second,
-            transient=True,
-            redirect_stdout=False,
-            redirect_stderr=True,
-        )
-        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
-        self._hold = _HoldSummary()
-
-    def _render(self) -> RenderableType:
-        with suppress(RuntimeError, KeyError):  # the assignment changed while it was read
-            self._last = self._read()
-        return render_view(self._topic, self._last, self._clock() - self._started)
-
-    def __enter__(self) -> LiveView:
-        real = sys.stderr
-        self._live.start()
-        for handler in logging.getLogger("etl").handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is real:
-                self._handlers.append((handler, real))
-                handler.setStream(sys.stderr)  # rich's proxy: lines go above the view
-                if not isinstance(handler.formatter, JsonFormatter):
-                    handler.addFilter(self._hold)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        sys.stderr.flush()
-        self._live.stop()
-        for handler, stream in self._handlers:
-            handler.setStream(stream)
-            handler.removeFilter(self._hold)
-        self._handlers.clear()

@@ -26,8 +26,9 @@ from rich.console import Console
 
 from etl.cli import sentry
 from etl.cli.common import ConfigOption, DsnOption, epilog, fail, handled, load
+from etl.cli.live import LiveView
 from etl.cli.logs import flush_repeats, setup_logging
-from etl.cli.progress import LiveView, Snapshot
+from etl.cli.progress import Snapshot
 from etl.cli.summary import summary_view
 from etl.core import events
 from etl.core.aim import aim_from_options, recorded_options
@@ -321,7 +322,8 @@ def _snapshot(source: KafkaSource, counts: RunCounts) -> Callable[[], Snapshot]:
         return Snapshot(
             parts=[dataclasses.replace(p) for p in source.progress()],
             bytes_read=int(counts.get("etl_bytes_consumed")),
-            rejected=sum(counts.rejected().values()),
+            messages_read=int(counts.get("etl_messages_consumed")),
+            rejected=counts.rejected(),
         )
 
     return read
