@@ -311,3 +311,14 @@ def test_links_to_missing_files_and_headings_are_reported(tmp_path: Path) -> Non
         "docs/gone.md: no such file",
         "docs/other.md#exit-code: no heading '#exit-code' in other.md",
     ]
+
+
+def test_the_module_table_names_every_module_of_the_package() -> None:
+    table = (ROOT / "docs" / "architecture.md").read_text()
+    modules = sorted(
+        str(path.relative_to(ROOT / "etl"))
+        for path in (ROOT / "etl").rglob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    )
+    missing = [m for m in modules if f"`{m}`" not in table]
+    assert not missing, f"docs/architecture.md lacks a row for {missing}"
