@@ -1,10 +1,10 @@
 """What the live view costs: ``etl run`` in a real terminal (tmux) and off it, side by side.
 
     eval "$(dev/services.sh env)"
-    python3 bench/terminal.py                                  # 200k x 1 KB, 1% invalid, 3 repetitions
+    python3 bench/terminal.py                        # 200k x 1 KB, 1% invalid, 3 repetitions
     python3 bench/terminal.py --messages 50000 --repeat 5
-    python3 bench/terminal.py --src /tmp/etl-before            # another checkout's etl package
-    ETL_LOG__LEVEL=ERROR python3 bench/terminal.py             # any ETL_* reaches both runs
+    python3 bench/terminal.py --src /tmp/etl-before  # another checkout's etl package
+    ETL_LOG__LEVEL=ERROR python3 bench/terminal.py   # any ETL_* reaches both runs
 
 One corpus (the benchmark's, `corpus.py`) is produced to a fresh topic; then per repetition the
 job runs twice, each time on a fresh database with schema.sql applied and with a fresh consumer
