@@ -186,7 +186,18 @@ def _scrub(value: Any, secrets: frozenset[str]) -> Any:
     return value
 
 
-def _breadcrumb(crumb: Breadcrumb, _hint: BreadcrumbHint) -> Breadcrumb:
-    """A log event as its name, level and logger: its fields may quote a message's content."""
+_last_crumb: list[tuple[object, object]] = [(None, None)]
+
+
+def _breadcrumb(crumb: Breadcrumb, _hint: BreadcrumbHint) -> Breadcrumb | None:
+    """A log event as its name, level and logger: its fields may quote a message's content.
+
+    A repeat of the line just before is dropped: librdkafka reports a refused connection to a
+    dead broker every few milliseconds, and the SDK keeps only the last 100 breadcrumbs, so
+    the repeats would push out the events that led to the failure."""
     crumb.pop("data", None)
+    key = (crumb.get("category"), crumb.get("message"))
+    if key == _last_crumb[0]:
+        return None
+    _last_crumb[0] = key
     return crumb
