@@ -36,6 +36,7 @@ from etl.core.errors import (
     SchemaConflict,
     SchemaMissing,
 )
+from etl.core.interval import parse_max_age
 from etl.core.migrations import LATEST, parse_target
 from etl.kafka.offsets import CLIENT_DEFAULTS
 from etl.pg import admin, cleanup
@@ -158,7 +159,7 @@ class _Request:
 
 def _cleanup(name: str, req: _Request) -> None:
     with handled():
-        interval = cleanup.parse_max_age(req.max_age or cleanup.DEFAULT_MAX_AGE)
+        interval = parse_max_age(req.max_age or cleanup.DEFAULT_MAX_AGE)
         cfg = load(req.path, req.dsn)
         target = cleanup.TARGETS[name]
         with admin.connect(cfg.postgres) as conn:

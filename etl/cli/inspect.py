@@ -24,10 +24,10 @@ from etl.cli.run import (
 from etl.core.aim import aim_from_options, parse_timestamp
 from etl.core.config import Config
 from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, ConfigError, EtlError, SchemaMissing
+from etl.core.interval import parse_max_age
 from etl.core.positions import StoredPositions
 from etl.kafka import offsets
 from etl.pg import admin, ledger, progress
-from etl.pg.cleanup import parse_max_age
 
 
 def plan(
