@@ -71,7 +71,7 @@ def test_what_the_parser_refuses_is_one_line_and_exit_2(args: list[str], line: s
         (
             ["--dry-run"],
             "etl: error: missing command before --dry-run; one of: check, cleanup, config, db, "
-            "plan, run, runs",
+            "plan, run, runs, verify",
         ),
         # An option no subcommand has is no sign of a missing subcommand.
         (["cleanup", "--bogus"], "etl: error: cleanup: No such option: --bogus"),
