@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from etl.core.errors import ConfigError
-from etl.pg.cleanup import parse_max_age
+from etl.core.interval import parse_max_age
 from tests.helpers.db import (
     CLUSTER_A,
     CLUSTER_B,

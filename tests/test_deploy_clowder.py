@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from etl.core.config_sources import load_config
-from etl.pg.cleanup import parse_max_age
+from etl.core.interval import parse_max_age
 from tests.helpers.clowder import (
     TemplateError,
     errors,

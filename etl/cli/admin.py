@@ -1,7 +1,8 @@
 """Maintenance commands: ``etl db ...``, ``etl cleanup ...``, ``etl check``, ``etl config show``.
 
-Thin like `etl.cli`: build the configuration once, call `etl.pg.admin`, `etl.pg.cleanup` or
-`etl.cli.check`, print, and turn a known error into one ``etl: error:`` line and its exit code.
+Thin like `etl.cli`: load the configuration once (`etl.cli.invocation`), call `etl.pg.admin`,
+`etl.pg.cleanup` or `etl.cli.check`, print; a known error propagates to `etl.cli.common.EtlGroup`,
+which turns it into one ``etl: error:`` line and its exit code.
 Usage errors (bad ``--to``, ``--max-age``, a missing ``--yes``) exit 2 before any connection.
 `register` adds these commands to the ``etl`` app.
 """
@@ -16,17 +17,10 @@ from typing import Annotated
 import typer
 
 from etl.cli import check as checks
-from etl.cli.common import (
-    ConfigOption,
-    DsnOption,
-    Output,
-    OutputFormat,
-    epilog,
-    handled,
-    load,
-    load_traced,
-)
-from etl.cli.logs import escape_controls, setup_logging
+from etl.cli.common import epilog
+from etl.cli.invocation import Invocation
+from etl.cli.logs import escape_controls
+from etl.cli.options import ConfigOption, DsnOption, Output, OutputFormat
 from etl.cli.render import annotated_toml, json_lines, sources_text, table_lines
 from etl.core.errors import (
     KAFKA_ERRORS,
@@ -36,6 +30,7 @@ from etl.core.errors import (
     SchemaConflict,
     SchemaMissing,
 )
+from etl.core.interval import parse_max_age
 from etl.core.migrations import LATEST, parse_target
 from etl.kafka.offsets import CLIENT_DEFAULTS
 from etl.pg import admin, cleanup
@@ -54,10 +49,9 @@ config_app = typer.Typer(help="Inspect the effective configuration.")
 @db_app.command("init", epilog=_DB)
 def db_init(config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Create the whole schema on an empty database; do nothing on an up-to-date one."""
-    with handled():
-        cfg = load(config, dsn)
-        with admin.connect(cfg.postgres) as conn:
-            steps = admin.init(conn)
+    cfg = Invocation.load(config, dsn=dsn).config
+    with admin.connect(cfg.postgres) as conn:
+        steps = admin.init(conn)
     if steps:
         typer.echo(f"created schema version {LATEST} ({len(steps)} migration steps)")
     else:
@@ -75,16 +69,13 @@ def db_migrate(
     dsn: DsnOption = None,
 ) -> None:
     """Migrate up or down to a version, one transaction per step (down needs --yes)."""
-    with handled():
-        target = parse_target(to)
-        cfg = load(config, dsn)
-        with admin.connect(cfg.postgres) as conn:
-            current = admin.current_version(conn)
-            if current is not None and target < current <= LATEST and not yes:
-                raise ConfigError(
-                    f"migrating down from {current} to {target} drops data; add --yes"
-                )
-            steps = admin.migrate(conn, target)
+    target = parse_target(to)
+    cfg = Invocation.load(config, dsn=dsn).config
+    with admin.connect(cfg.postgres) as conn:
+        current = admin.current_version(conn)
+        if current is not None and target < current <= LATEST and not yes:
+            raise ConfigError(f"migrating down from {current} to {target} drops data; add --yes")
+        steps = admin.migrate(conn, target)
     for step in steps:
         typer.echo(f"{step.direction} to {step.to_version}: {step.migration.description}")
     typer.echo(f"schema at version {target}" + ("" if steps else "; nothing to do"))
@@ -93,10 +84,9 @@ def db_migrate(
 @db_app.command("version", epilog=_DB)
 def db_version(config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Print the database's schema version and the latest this etl provides."""
-    with handled():
-        cfg = load(config, dsn)
-        with admin.connect(cfg.postgres) as conn:
-            current = admin.current_version(conn)
+    cfg = Invocation.load(config, dsn=dsn).config
+    with admin.connect(cfg.postgres) as conn:
+        current = admin.current_version(conn)
     typer.echo(f"current: {'none' if current is None else current}")
     typer.echo(f"latest: {LATEST}")
 
@@ -104,12 +94,11 @@ def db_version(config: ConfigOption = None, dsn: DsnOption = None) -> None:
 @db_app.command("drop", epilog=_DB)
 def db_drop(yes: YesOption = False, config: ConfigOption = None, dsn: DsnOption = None) -> None:
     """Drop every table etl owns, dependents first, whatever the schema version."""
-    with handled():
-        if not yes:
-            raise ConfigError("drop deletes every table and its data; add --yes")
-        cfg = load(config, dsn)
-        with admin.connect(cfg.postgres) as conn:
-            dropped = admin.drop(conn)
+    if not yes:
+        raise ConfigError("drop deletes every table and its data; add --yes")
+    cfg = Invocation.load(config, dsn=dsn).config
+    with admin.connect(cfg.postgres) as conn:
+        dropped = admin.drop(conn)
     typer.echo(f"dropped {len(dropped)} table(s): {', '.join(dropped) or 'none'}")
 
 
@@ -157,28 +146,23 @@ class _Request:
 
 
 def _cleanup(name: str, req: _Request) -> None:
-    with handled():
-        interval = cleanup.parse_max_age(req.max_age or cleanup.DEFAULT_MAX_AGE)
-        cfg = load(req.path, req.dsn)
-        target = cleanup.TARGETS[name]
-        with admin.connect(cfg.postgres) as conn:
-            if req.dry_run or req.count_only:
-                total = cleanup.count_old(conn, target, interval)
-                what = f"{total:,} row(s) of {target.table} older than {interval}"
-                if req.count_only:
-                    typer.echo(f"{what} would be deleted")
-                    return
-                listed = _print_listing(
-                    target, cleanup.list_old(conn, target, interval, req.limit), req.output
-                )
-                more = (
-                    f" (listed the oldest {listed:,}; --limit 0 lists all)"
-                    if listed < total
-                    else ""
-                )
-                typer.echo(f"dry run: {what} would be deleted{more}", err=True)
+    interval = parse_max_age(req.max_age or cleanup.DEFAULT_MAX_AGE)
+    cfg = Invocation.load(req.path, dsn=req.dsn).config
+    target = cleanup.TARGETS[name]
+    with admin.connect(cfg.postgres) as conn:
+        if req.dry_run or req.count_only:
+            total = cleanup.count_old(conn, target, interval)
+            what = f"{total:,} row(s) of {target.table} older than {interval}"
+            if req.count_only:
+                typer.echo(f"{what} would be deleted")
                 return
-            outcome = cleanup.delete_old(conn, target, interval, req.chunk_size)
+            listed = _print_listing(
+                target, cleanup.list_old(conn, target, interval, req.limit), req.output
+            )
+            more = f" (listed the oldest {listed:,}; --limit 0 lists all)" if listed < total else ""
+            typer.echo(f"dry run: {what} would be deleted{more}", err=True)
+            return
+        outcome = cleanup.delete_old(conn, target, interval, req.chunk_size)
     typer.echo(
         f"deleted {outcome.rows:,} row(s) of {outcome.table} older than {interval}"
         f" (before {outcome.cutoff.isoformat(' ', timespec='seconds')})"
@@ -255,16 +239,15 @@ def cleanup_reported(
         request = _Request(max_age, dry_run, count, limit, chunk_size, output, config, dsn)
         _cleanup("reported", request)
         return
-    with handled():
-        if max_age is not None or dry_run or count:
-            raise ConfigError(
-                "--truncate empties the table: no --max-age, --dry-run or --count with it"
-            )
-        if not yes:
-            raise ConfigError("--truncate deletes every row of reported; add --yes")
-        cfg = load(config, dsn)
-        with admin.connect(cfg.postgres) as conn:
-            rows = cleanup.truncate_reported(conn)
+    if max_age is not None or dry_run or count:
+        raise ConfigError(
+            "--truncate empties the table: no --max-age, --dry-run or --count with it"
+        )
+    if not yes:
+        raise ConfigError("--truncate deletes every row of reported; add --yes")
+    cfg = Invocation.load(config, dsn=dsn).config
+    with admin.connect(cfg.postgres) as conn:
+        rows = cleanup.truncate_reported(conn)
     typer.echo(f"emptied reported ({rows:,} row(s))")
 
 
@@ -291,10 +274,8 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Check Kafka (topic and partitions), PostgreSQL (schema version) and the Pushgateway."""
-    with handled():
-        loaded = load_traced(config)
-    cfg = loaded.config
-    setup_logging(cfg.log.level, cfg.log.format)
+    inv = Invocation.load(config)
+    loaded, cfg = inv.sources, inv.config
     if loaded.file is not None or loaded.clowder is not None:
         typer.echo(f"config: {escape_controls(sources_text(loaded))}")
     results = [
@@ -313,8 +294,7 @@ def check(
 def config_show(config: ConfigOption = None) -> None:
     """Print the effective configuration as TOML, secrets masked, each value's source beside it
     (default, file, clowder, environment)."""
-    with handled():
-        loaded = load_traced(config)
+    loaded = Invocation.load(config).sources
     header = ["sources, later wins: default < file < clowder < environment"]
     if loaded.file is not None or loaded.clowder is not None:
         header.append(sources_text(loaded))

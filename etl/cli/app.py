@@ -21,7 +21,7 @@ app = typer.Typer(
     name="etl",
     cls=EtlGroup,
     help="Drain a Kafka topic of cluster-analysis reports into PostgreSQL new_reports.",
-    no_args_is_help=True,
+    invoke_without_command=True,  # no command: the help (see _main)
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -41,6 +41,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     _version_flag: Annotated[
         bool,
         typer.Option(
@@ -49,6 +50,11 @@ def _main(
     ] = False,
 ) -> None:
     """Batch loader for new_reports. Every command reads the same configuration."""
+    # Plain ``etl`` prints the help and exits 0. typer's ``no_args_is_help`` would raise an
+    # error class that only its private copy of click defines, for `EtlGroup` to recognise.
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 def main() -> None:

@@ -1,108 +1,35 @@
-"""What every ``etl`` command shares: the ``--config`` option, loading the configuration (and
-setting up logging from it), known errors turned into one ``etl: error:`` line with their exit
-code, plain flags in help, and exit-code epilogs.
+"""How every ``etl`` command ends: known errors turned into one ``etl: error:`` line with their
+exit code, in one place, plus plain flags in help and exit-code epilogs.
 
-`EtlGroup` is the class of the ``etl`` app's command group. It runs every command with
-typer's own error display turned off, so that whatever the command line parser refuses (an
-unknown option, a value out of range, a value given to a flag) ends like every other error: one
-``etl: error: ...`` line on stderr and exit 2, followed by the same failure as a JSON event when
-the logs are JSON lines.
+`EtlGroup` is the class of the ``etl`` app's command group, and the one place where an error
+becomes an exit code. Commands raise (`etl.core.errors`); `EtlGroup` reports an `EtlError` as
+one ``etl: error: ...`` line on stderr (followed by the same failure as a JSON event when the
+logs are JSON lines) and exits with its code. It runs every command with typer's own error
+display turned off, so that whatever the command line parser refuses (an unknown option, a
+value out of range, a value given to a flag) ends the same way, with exit 2. `fail` is only for
+an outcome that is not an exception: a run whose summary carries an exit code, a verification
+that found a mismatch.
 
-The command modules (`etl.cli.run`, `etl.cli.admin`, `etl.cli.inspect`) import this; it imports
-no adapter.
+The command modules (`etl.cli.run`, `etl.cli.admin`, `etl.cli.inspect`, `etl.cli.verify`)
+import this; it imports no adapter.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from enum import StrEnum
+from collections.abc import Sequence
 from itertools import pairwise
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from etl.cli import logs, sentry
 from etl.cli.logs import escape_controls
-from etl.core import events
-from etl.core.config import Config
-from etl.core.config_sources import Loaded, load_sources
 from etl.core.errors import EXIT_BUG, EXIT_CODES, EXIT_OK, ConfigError, EtlError, exit_codes_help
 
-
-class OutputFormat(StrEnum):
-    """How a listing is printed: aligned table, JSON lines, or a table only on a terminal."""
-
-    AUTO = "auto"
-    TABLE = "table"
-    JSON = "json"
-
-    def as_table(self) -> bool:
-        return self is OutputFormat.TABLE or (self is OutputFormat.AUTO and sys.stdout.isatty())
-
-
-Output = Annotated[
-    OutputFormat,
-    typer.Option(
-        "--output",
-        help="table, json (one object per line), or auto: a table on a terminal, else json.",
-        metavar="auto|table|json",
-    ),
-]
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML configuration file (default: $ETL_CONFIG).",
-        show_default=False,
-        metavar="PATH",
-    ),
-]
-DsnOption = Annotated[
-    str | None,
-    typer.Option(
-        "--dsn",
-        help="Target database instead of postgres.dsn (e.g. staging).",
-        show_default=False,
-        metavar="DSN",
-    ),
-]
 EXIT_USAGE = ConfigError.exit_code
-_log = events.logger("etl.cli")
 _BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n"})
-
-
-def load(path: Path | None, dsn: str | None = None) -> Config:
-    """The configuration from the file (or $ETL_CONFIG), Clowder ($ACG_CONFIG) and the
-    environment; ConfigError if bad.
-
-    ``dsn`` (a command's ``--dsn``) replaces ``postgres.dsn``. Logging is set up from the
-    result, so librdkafka and every event of any command follow ``log.level``/``log.format``;
-    then what the sources found worth a warning (a topic Clowder does not list) is logged.
-    """
-    return load_traced(path, dsn).config
-
-
-def load_traced(path: Path | None, dsn: str | None = None) -> Loaded:
-    """Like `load`, with where each value came from (``--dsn`` counts as the command line)."""
-    environ = dict(os.environ)
-    if dsn is not None:
-        environ["ETL_POSTGRES__DSN"] = dsn
-    loaded = load_sources(path, environ)
-    if dsn is not None:
-        origins = {**loaded.origins, "postgres.dsn": "command line (--dsn)"}
-        loaded = dataclasses.replace(loaded, origins=origins)
-    logs.setup_logging(loaded.config.log.level, loaded.config.log.format)
-    for event, fields in loaded.notices:
-        _log.warning(event, **fields)
-    return loaded
 
 
 def report(message: str, code: int) -> None:
@@ -120,15 +47,6 @@ def fail(message: str, code: int) -> NoReturn:
     """Report the failure and exit with ``code``."""
     report(message, code)
     raise typer.Exit(code)
-
-
-@contextmanager
-def handled() -> Iterator[None]:
-    """Known errors become one line on stderr and their exit code."""
-    try:
-        yield
-    except EtlError as exc:
-        fail(str(exc), exc.exit_code)
 
 
 def epilog(*errors: type[EtlError], ok: str = EXIT_CODES[EXIT_OK]) -> str:
@@ -164,10 +82,6 @@ class EtlGroup(TyperGroup):
         try:
             code = super().main(argv, prog_name or "etl", standalone_mode=False, **extra)
         except typer.TyperException as exc:  # what the parser refused, typer's own errors
-            ctx = getattr(exc, "ctx", None)
-            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-                typer.echo(ctx.get_help())
-                return 0
             code = exc.exit_code if exc.exit_code != 1 else EXIT_USAGE
             report(_usage_text(exc, argv), code)
             return int(code)

@@ -9,25 +9,30 @@ from typing import Annotated, Any
 
 import typer
 
-from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, handled
-from etl.cli.render import duration_text, json_lines, table_lines
-from etl.cli.run import (
+from etl.cli.common import epilog
+from etl.cli.invocation import Invocation
+from etl.cli.options import (
+    AimOptions,
+    ConfigOption,
+    DsnOption,
     FromBeginning,
     FromOffset,
     FromTime,
     Group,
+    Output,
+    OutputFormat,
     Partitions,
     UntilOffset,
     UntilTime,
-    config_with,
 )
-from etl.core.aim import aim_from_options, parse_timestamp
+from etl.cli.render import duration_text, json_lines, table_lines
+from etl.core.aim import parse_timestamp
 from etl.core.config import Config
 from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, ConfigError, EtlError, SchemaMissing
+from etl.core.interval import parse_max_age
 from etl.core.positions import StoredPositions
 from etl.kafka import offsets
 from etl.pg import admin, ledger, progress
-from etl.pg.cleanup import parse_max_age
 
 
 def plan(
@@ -42,24 +47,18 @@ def plan(
     output: Output = OutputFormat.TABLE,
 ) -> None:
     """Show per partition where `etl run` with these options would start and stop; reads nothing."""
-    with handled():
-        cfg = config_with(config, group)
-        aim = aim_from_options(
-            until_offset=until_offset,
-            from_offset=from_offset,
-            from_timestamp=from_timestamp,
-            until_timestamp=until_timestamp,
-            from_beginning=from_beginning,
-            partitions=partitions,
-        )
-        stored = _stored_positions(cfg)
-        consumer = offsets.open_consumer(cfg.kafka)
-        try:
-            existing = offsets.topic_partitions(consumer, cfg.kafka)
-            offsets.check_named_partitions(aim, existing, cfg.kafka.topic)
-            planned = offsets.plan(consumer, cfg.kafka, aim.partitions or existing, aim, stored)
-        finally:
-            consumer.close()
+    cfg = Invocation.load(config, group=group).config
+    aim = AimOptions(
+        until_offset, from_offset, from_timestamp, until_timestamp, from_beginning, partitions
+    ).aim()
+    stored = _stored_positions(cfg)
+    consumer = offsets.open_consumer(cfg.kafka)
+    try:
+        existing = offsets.topic_partitions(consumer, cfg.kafka)
+        offsets.check_named_partitions(aim, existing, cfg.kafka.topic)
+        planned = offsets.plan(consumer, cfg.kafka, aim.partitions or existing, aim, stored)
+    finally:
+        consumer.close()
     rows: list[dict[str, Any]] = [
         {
             "partition": i.progress.partition,
@@ -135,13 +134,12 @@ def runs_list(
     dsn: DsnOption = None,
 ) -> None:
     """List recent runs from the runs table, newest first."""
-    with handled():
-        where = ledger.RunFilter(status, topic, group, _since(since) if since else None)
-        if status is not None and status not in ledger.STATUSES:
-            raise ConfigError(f"--status: expected one of {', '.join(ledger.STATUSES)}")
-        cfg = config_with(config, dsn=dsn)
-        with admin.connect(cfg.postgres) as conn:
-            records = ledger.recent(conn, limit, where)
+    where = ledger.RunFilter(status, topic, group, _since(since) if since else None)
+    if status is not None and status not in ledger.STATUSES:
+        raise ConfigError(f"--status: expected one of {', '.join(ledger.STATUSES)}")
+    cfg = Invocation.load(config, dsn=dsn).config
+    with admin.connect(cfg.postgres) as conn:
+        records = ledger.recent(conn, limit, where)
     if not output.as_table():
         for line in json_lines(_run_row(r, for_json=True) for r in records):
             typer.echo(line)

@@ -1,8 +1,9 @@
-"""The loading command ``etl run``, and the options that aim it (shared with ``etl plan``).
+"""The loading command ``etl run``.
 
-Thin: parse and check the options (usage errors exit 2 before any connection), build the
-configuration once, wire the concrete adapters, print, and map the outcome to an exit code.
-`register` adds the commands to the ``etl`` app.
+Thin: load the configuration once (`etl.cli.invocation`), parse and check the aiming options
+(`etl.cli.options`; usage errors exit 2 before any connection), wire the concrete adapters,
+print, and map the outcome to an exit code (`fail`; a known error propagates to
+`etl.cli.common.EtlGroup`). `register` adds the command to the ``etl`` app.
 """
 
 from __future__ import annotations
@@ -25,13 +26,26 @@ import typer
 from rich.console import Console
 
 from etl.cli import sentry
-from etl.cli.common import ConfigOption, DsnOption, epilog, fail, handled, load
+from etl.cli.common import epilog, fail
+from etl.cli.invocation import Invocation
 from etl.cli.live import LiveView
-from etl.cli.logs import flush_repeats, setup_logging
+from etl.cli.logs import flush_repeats
+from etl.cli.options import (
+    AimOptions,
+    ConfigOption,
+    DsnOption,
+    FromBeginning,
+    FromOffset,
+    FromTime,
+    Group,
+    NoCommit,
+    Partitions,
+    UntilOffset,
+    UntilTime,
+)
 from etl.cli.progress import Snapshot
 from etl.cli.summary import summary_view
 from etl.core import events
-from etl.core.aim import aim_from_options, recorded_options
 from etl.core.config import Config
 from etl.core.counts import RunCounts
 from etl.core.errors import KAFKA_ERRORS, POSTGRES_ERRORS, Interrupted, SchemaMissing
@@ -44,71 +58,6 @@ from etl.pg.sink import PostgresSink
 from etl.pipeline import Run, RunSettings
 
 log = events.logger("etl.cli")
-
-UntilOffset = Annotated[
-    str | None,
-    typer.Option(
-        "--until-offset",
-        help="Stop before offset N (exclusive): N for all partitions or P:N,...",
-        show_default=False,
-        metavar="N|P:N,...",
-    ),
-]
-FromOffset = Annotated[
-    str | None,
-    typer.Option(
-        "--from-offset",
-        help="Start at offset N: N for all partitions or P:N,...",
-        show_default=False,
-        metavar="N|P:N,...",
-    ),
-]
-FromTime = Annotated[
-    str | None,
-    typer.Option(
-        "--from-timestamp",
-        help="Start at the first message stamped at or after this ISO 8601 "
-        "time (a zone is required).",
-        show_default=False,
-        metavar="TIME",
-    ),
-]
-UntilTime = Annotated[
-    str | None,
-    typer.Option(
-        "--until-timestamp",
-        help="Stop before the first message stamped at or after this time (half-open).",
-        show_default=False,
-        metavar="TIME",
-    ),
-]
-FromBeginning = Annotated[
-    bool, typer.Option("--from-beginning", help="Start at each partition's log start.")
-]
-Partitions = Annotated[
-    str | None,
-    typer.Option(
-        "--partitions",
-        help="Only these partitions, e.g. 0,3,5.",
-        show_default=False,
-        metavar="P,...",
-    ),
-]
-Group = Annotated[
-    str | None,
-    typer.Option(
-        "--group",
-        help="Consumer group instead of kafka.group_id.",
-        show_default=False,
-        metavar="GROUP",
-    ),
-]
-NoCommit = Annotated[
-    bool,
-    typer.Option(
-        "--no-commit", help="Leave every consumer group untouched (implies explicit assignment)."
-    ),
-]
 
 _AIM_HELP = (
     "Positions (--from-*, --partitions), --no-commit, --dry-run and --replay-run assign the "
@@ -180,15 +129,6 @@ def process_started() -> float:
     return now - age
 
 
-def config_with(path: Path | None, group: str | None = None, dsn: str | None = None) -> Config:
-    cfg = load(path)
-    if group is not None:
-        cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, group_id=group))
-    if dsn is not None:
-        cfg = dataclasses.replace(cfg, postgres=dataclasses.replace(cfg.postgres, dsn=dsn))
-    return cfg
-
-
 def run(
     config: ConfigOption = None,
     until_offset: UntilOffset = None,
@@ -223,27 +163,18 @@ def run(
     started = process_started()
     tune_allocator()
     stop = StopFlag()
-    with handled():
-        base = cfg = config_with(config, group, None)
-        if dsn is not None:  # replaced, not loaded again: warnings are logged once
-            cfg = dataclasses.replace(cfg, postgres=dataclasses.replace(cfg.postgres, dsn=dsn))
-        sentry.start(cfg.sentry, cfg.secrets() | base.secrets(), cfg.kafka.topic)
-        replay = _replay_ranges(base, replay_run) if replay_run is not None else None
-        aim = aim_from_options(
-            until_offset=until_offset,
-            from_offset=from_offset,
-            from_timestamp=from_timestamp,
-            until_timestamp=until_timestamp,
-            from_beginning=from_beginning,
-            partitions=partitions,
-            no_commit=no_commit,
-            dry_run=dry_run,
-            replay=replay,
-        )
-        if not aim.explicit:  # a trial, backfill or replay never poses as the scheduled job
-            sentry.check_in()
-        tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker, stop)
-    setup_logging(cfg.log.level, cfg.log.format)
+    inv = Invocation.load(config, dsn=dsn, group=group)
+    cfg = inv.config
+    sentry.start(cfg.sentry, inv.secrets(), cfg.kafka.topic)
+    # The past run is read from the configured database (postgres.dsn), not from --dsn's.
+    replay = _replay_ranges(inv.sources.config, replay_run) if replay_run is not None else None
+    aiming = AimOptions(
+        until_offset, from_offset, from_timestamp, until_timestamp, from_beginning, partitions
+    )
+    aim = aiming.aim(no_commit=no_commit, dry_run=dry_run, replay=replay)
+    if not aim.explicit:  # a trial, backfill or replay never poses as the scheduled job
+        sentry.check_in()
+    tracker = NullTracker() if dry_run else open_tracker(cfg.kafka, cfg.tracker, stop)
     if dsn is not None and cfg.postgres.has_password:
         log.warning(
             "password_on_command_line",
@@ -252,18 +183,7 @@ def run(
             " libpq passfile (~/.pgpass, PGPASSFILE) instead",
         )
     stop.install()
-    options = recorded_options(
-        {
-            "until_offset": until_offset,
-            "from_offset": from_offset,
-            "from_timestamp": from_timestamp,
-            "until_timestamp": until_timestamp,
-            "from_beginning": from_beginning,
-            "partitions": partitions,
-            "no_commit": no_commit,
-            "replay_run": replay_run,
-        }
-    )
+    options = aiming.recorded(no_commit=no_commit, replay_run=replay_run)
     settings = RunSettings(
         topic=cfg.kafka.topic,
         max_messages=cfg.batch.max_messages,

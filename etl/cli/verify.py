@@ -15,20 +15,25 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from etl.cli.common import ConfigOption, DsnOption, Output, OutputFormat, epilog, fail, handled
-from etl.cli.render import json_lines, table_lines
-from etl.cli.run import (
+from etl.cli.common import epilog, fail
+from etl.cli.invocation import Invocation
+from etl.cli.options import (
+    AimOptions,
+    ConfigOption,
+    DsnOption,
     FromOffset,
     FromTime,
     Group,
+    Output,
+    OutputFormat,
     Partitions,
-    StopFlag,
     UntilOffset,
     UntilTime,
-    config_with,
 )
+from etl.cli.render import json_lines, table_lines
+from etl.cli.run import StopFlag
 from etl.core import events
-from etl.core.aim import Aim, aim_from_options
+from etl.core.aim import Aim
 from etl.core.config import Config
 from etl.core.errors import (
     KAFKA_ERRORS,
@@ -75,44 +80,36 @@ def verify(
 ) -> None:
     """Check every message Kafka holds, up to the database's position, against the database."""
     stop = StopFlag()
-    with handled():
-        cfg = config_with(config, group, dsn)
-        aim = aim_from_options(
-            until_offset=until_offset,
-            from_offset=from_offset,
-            from_timestamp=from_timestamp,
-            until_timestamp=until_timestamp,
-            from_beginning=False,
-            partitions=partitions,
-            no_commit=True,
-        )
+    cfg = Invocation.load(config, dsn=dsn, group=group).config
+    aim = AimOptions(
+        until_offset, from_offset, from_timestamp, until_timestamp, partitions=partitions
+    ).aim(no_commit=True)
     stop.install()
     started = time.monotonic()
-    with handled():
-        tally = Tally(_spans(cfg, aim))
-        checker = PgChecker(cfg.postgres, cfg.kafka.topic)
-        sink = PostgresSink(cfg.postgres, stop_requested=stop) if repair else None
-        try:
-            if sink is not None:
-                sink.check_schema()
-            check = Verification(
-                VerifySettings(
-                    cfg.kafka.topic,
-                    cfg.batch.max_messages,
-                    cfg.batch.max_bytes,
-                    timedelta(seconds=cfg.validation.clock_skew_seconds),
-                ),
-                source=KafkaSource(cfg.kafka, _replay_of(tally), stop_requested=stop),
-                checker=checker,
-                tally=tally,
-                sink=sink,
-                stop_requested=stop,
-            )
-            check.execute()
-        finally:
-            checker.close()
-            if sink is not None:
-                sink.close()
+    tally = Tally(_spans(cfg, aim))
+    checker = PgChecker(cfg.postgres, cfg.kafka.topic)
+    sink = PostgresSink(cfg.postgres, stop_requested=stop) if repair else None
+    try:
+        if sink is not None:
+            sink.check_schema()
+        check = Verification(
+            VerifySettings(
+                cfg.kafka.topic,
+                cfg.batch.max_messages,
+                cfg.batch.max_bytes,
+                timedelta(seconds=cfg.validation.clock_skew_seconds),
+            ),
+            source=KafkaSource(cfg.kafka, _replay_of(tally), stop_requested=stop),
+            checker=checker,
+            tally=tally,
+            sink=sink,
+            stop_requested=stop,
+        )
+        check.execute()
+    finally:
+        checker.close()
+        if sink is not None:
+            sink.close()
     totals = {k: tally.total(k) for k in KINDS}
     log.info(
         "verify_finished",

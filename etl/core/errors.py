@@ -113,8 +113,10 @@ EXIT_CODES: dict[int, str] = {
     KafkaUnavailable.exit_code: "Kafka unavailable",
     PostgresUnavailable.exit_code: "PostgreSQL unavailable (after retry_max_seconds of retries),"
     " TLS verification failed, or it refused the operation",
-    SchemaMissing.exit_code: "database schema missing (run etl db migrate), or at a version or in"
-    " a state that forbids the operation (the message says which)",
+    # SchemaMissing and SchemaConflict share the code: the message says which.
+    SchemaMissing.exit_code: "database schema missing (run etl db migrate), or a schema conflict:"
+    " its version or state forbids the operation, or the database refused a migration step"
+    " (rolled back); the message says which",
     Interrupted.exit_code: "interrupted by SIGTERM/SIGINT; committed what was written",
     PushgatewayUnavailable.exit_code: "Pushgateway unavailable",
     PostgresRefused.exit_code: "PostgreSQL refused the login or a privilege; fix the"

@@ -121,9 +121,11 @@ class Run:
     counts: RunCounts = field(default_factory=RunCounts)
     # The id begin_run recorded: what a crash, which returns no summary, can still be tagged with.
     run_id: int | None = field(default=None, init=False)
-    _pending: deque[_InFlight] = field(default_factory=deque)  # oldest first
-    _run_id_token: Token[int | None] | None = None
-    _committed: dict[int, int] = field(default_factory=dict)
+    # The run's own state, never passed in: the batches in flight (oldest first), the offset
+    # committed last per partition, and the log context's run id to restore at the end.
+    _pending: deque[_InFlight] = field(default_factory=deque, init=False, repr=False)
+    _committed: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+    _run_id_token: Token[int | None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -166,7 +168,6 @@ class Run:
         self.source.start(self._complete_pending)
         summary.run_id = self.run_id = self.sink.begin_run(s.topic, s.group_id, s.options)
         self._run_id_token = events.RUN_ID.set(summary.run_id)  # every later line carries it
-        self._committed: dict[int, int] = {}
         with _collect_per_batch():
             while not self.source.finished() and not self.stop_requested():
                 batch = self._reader.read(self.now() + s.clock_skew)
@@ -243,13 +244,39 @@ class Run:
         self.tracker.flush()
 
     def _finish(self, summary: RunSummary, started: float) -> None:
-        # A write still in flight after a failure elsewhere must end before the sink is reused;
-        # its offsets stay uncommitted, so the next run re-reads (and skips) that batch.
+        """Whatever the outcome, in this order: stop the workers, settle where each partition
+        stands, close the tracker, record the run, publish the metrics, log the summary line.
+
+        A final state that cannot be read, or a run row that cannot be completed, is logged
+        and the later steps still run: a failed run is recorded, pushed and logged as well as
+        it can be. The source and the sink are closed before the push, whose time is not counted.
+        """
+        self._stop_workers()
+        self._settle_partitions(summary)
+        self._close_tracker()
+        counts = self._totals()
+        self._record(summary, counts)
+        pushed = self._publish(summary, started)
+        self._log_finished(summary, counts, pushed)
+
+    def _stop_workers(self) -> None:
+        """Stop reading ahead and wait for a write still in flight (after a failure elsewhere):
+        it must end before the sink is reused. Its offsets stay uncommitted, so the next run
+        re-reads (and skips) that batch."""
         self._reader.close()
         self._writer.shutdown(wait=True)
+
+    def _settle_partitions(self, summary: RunSummary) -> None:
+        """Each partition's final state in ``summary.partitions`` and in the metrics: where it
+        stands, what retention skipped, the drift, and the lag left behind.
+
+        "reached" is what was stored and committed, not what was read ahead of it. The lag
+        covers every partition of the topic, failed runs included, even one that failed before
+        the source started: the source bounds the question and answers None where Kafka does
+        not. A crashed run's state is not trusted: its lag is unknown.
+        """
         m = self.counts
         try:
-            # "reached" is what was stored and committed, not what was read ahead of it.
             summary.partitions = [
                 dataclasses.replace(p, next=self._committed.get(p.partition, p.start))
                 for p in self.source.progress()
@@ -259,23 +286,31 @@ class Run:
                 m.note_position(part.partition, part.drift, part.rewound)
         except EtlError as exc:
             log.error("final_state_unreadable", error=str(exc))
-        # Every partition of the topic, failed runs included, even one that failed before the
-        # source started: the source bounds the question and answers None where Kafka does
-        # not. A crashed run's state is not trusted: its lag is unknown.
         held = [p.partition for p in summary.partitions]
         crashed = summary.status == "crashed"
         lag = dict.fromkeys(held) if crashed else self.source.lag(self._committed)
         m.set_lag(lag)
         m.cover([*lag, *held])  # this run's samples replace an earlier run's
+
+    def _close_tracker(self) -> None:
+        """Close the tracker (its last events flushed) and count the events it failed to send."""
         self.tracker.close()
-        m.set("etl_tracker_errors", self.tracker.errors)
-        counts = {
+        self.counts.set("etl_tracker_errors", self.tracker.errors)
+
+    def _totals(self) -> dict[str, int]:
+        """The run's totals as the runs table records them and the summary line logs them."""
+        m = self.counts
+        return {
             "consumed": int(m.get("etl_messages_consumed")),
             "inserted": int(m.get("etl_rows_inserted")),
             "duplicates": int(m.get("etl_rows_duplicate")),
             "rejected": sum(m.rejected().values()),
             "bytes_consumed": int(m.get("etl_bytes_consumed")),
         }
+
+    def _record(self, summary: RunSummary, counts: dict[str, int]) -> None:
+        """End the run's row in the runs table (when it was begun), then close the source and
+        the sink whatever happened; a row left incomplete is logged, not raised."""
         try:
             if summary.run_id is not None:
                 self.sink.end_run(
@@ -294,10 +329,19 @@ class Run:
         finally:
             self.source.close()
             self.sink.close()
-        # Everything but the push itself: the lag query, the run's record and the close count.
+
+    def _publish(self, summary: RunSummary, started: float) -> bool:
+        """Set the duration and the outcome in the metrics and push them; whether the push
+        succeeded. The duration counts everything but the push itself: the lag query, the
+        run's record and the closes."""
         duration = summary.duration_seconds = self.clock() - started
-        m.finish(summary.exit_code, self.now().timestamp(), duration)
-        pushed = self.publisher.push(m)
+        self.counts.finish(summary.exit_code, self.now().timestamp(), duration)
+        return self.publisher.push(self.counts)
+
+    def _log_finished(self, summary: RunSummary, counts: dict[str, int], pushed: bool) -> None:
+        """The one ``run_finished`` line: outcome, totals, rejections by reason and each
+        partition's range (an error line when the run did not succeed)."""
+        m = self.counts
         log_fn = log.info if summary.exit_code == EXIT_OK else log.error
         fields: dict[str, Any] = {
             "status": summary.status,
@@ -305,7 +349,7 @@ class Run:
             "error": summary.error,
             "run_id": summary.run_id,
             "dry_run": self.settings.dry_run,
-            "duration_seconds": round(duration, 3),
+            "duration_seconds": round(summary.duration_seconds, 3),
             **counts,
             "rejected": {k: v for k, v in m.rejected().items() if v},  # by reason
             "batches": int(m.get("etl_batches")),
