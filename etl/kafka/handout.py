@@ -46,7 +46,7 @@ class Accepted(NamedTuple):
 
     messages: list[Message]  # to hand out, in order
     size: int  # bytes of their values
-    pause: list[int]  # partitions that reached their stop
+    pause: list[int]  # partitions that reached their stop, each once
     heard: bool  # a record of an owned partition, or an end event: the broker makes progress
 
 
@@ -155,16 +155,14 @@ class Handout:
             if isinstance(rec, End):
                 heard = True
                 if part is not None and rec.offset >= part.stop:
-                    part.next = max(part.next, part.stop)
-                    pause.append(part.partition)
+                    _reach_stop(part, pause)
                 continue
             if part is None:
                 continue  # revoked while the record was in flight
             heard = True
             offset = rec.offset
             if offset >= part.stop:
-                part.next = max(part.next, part.stop)
-                pause.append(part.partition)
+                _reach_stop(part, pause)
                 continue
             if offset < part.next:
                 continue  # re-delivered after a seek; already handed out
@@ -243,6 +241,12 @@ class Handout:
         for msg in self._carry:
             waiting.setdefault(msg.partition, msg.offset)
         return {p: waiting.get(p, part.next) for p, part in self.parts.items()}
+
+
+def _reach_stop(part: PartitionProgress, pause: list[int]) -> None:
+    part.next = max(part.next, part.stop)
+    if part.partition not in pause:
+        pause.append(part.partition)
 
 
 def merge_ranges(

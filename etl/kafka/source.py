@@ -277,9 +277,7 @@ class KafkaSource:
                 log.warning("kafka_error", error=err.str())
         accepted = self._handout.accept(records)
         if accepted.pause:
-            self._live.pause(
-                [TopicPartition(self._cfg.topic, p) for p in dict.fromkeys(accepted.pause)]
-            )
+            self._live.pause([TopicPartition(self._cfg.topic, p) for p in accepted.pause])
         if accepted.heard:
             self._moved()
         if fatal is not None:
