@@ -12,13 +12,11 @@ Contract (see `etl.core.ports.Source`):
   member's partitions come to it once that member's session expired. Nothing moving for
   ``kafka.timeout_seconds`` (no commit by any member, no assignment) is `KafkaUnavailable`
   naming the partitions behind. An empty assignment is never finished.
-- What is handed out, the carry-over, the batch bounds and the ranges of each batch are decided
-  by `etl.kafka.handout.Handout`, the pure half of this adapter; this class is the shell around
-  the consumer that feeds it librdkafka's records and carries out its decisions.
-- On revoke the ``before_revoke`` hook given to `start` runs first (the run stores and commits
-  its batch in flight, `etl.kafka.commits`); then the partitions are forgotten with their
-  carried-over and in-hand messages, for the new owner to re-read. A LOST assignment is dropped
-  without a commit. Only partitions owned at that moment are ever committed.
+- The pure `etl.kafka.handout.Handout` decides what is handed out (the carry-over, the batch
+  bounds, each batch's ranges); this class is the shell that feeds it librdkafka's records and
+  carries out its decisions. `etl.kafka.rebalance` serves the rebalances: on revoke the
+  ``before_revoke`` hook given to `start` stores and commits the batch in flight first; a LOST
+  assignment is dropped without a commit. Only partitions owned at that moment are committed.
 - Every blocking librdkafka call has a deadline and yields to a stop request (`etl.kafka.waits`).
 - Positions, a partition choice, ``--no-commit`` or ``--dry-run`` assign explicitly instead of
   joining the group (`Aim.explicit`); without commit the group's offsets are only read.
@@ -63,9 +61,8 @@ _ASK_SECONDS = 2.0  # after a commit without an answer: the brokers asked again,
 
 
 class _Consumed(Protocol):
-    """A record a consumer returned. confluent_kafka's hints give a message's partition and
-    offset as ``int | None`` (a message built for producing may lack them); a consumed record,
-    or its end-of-partition event, always carries both. Records are seen as this, once."""
+    """A consumed record: confluent_kafka's hints say ``int | None`` for a message's partition
+    and offset (one built for producing may lack them); a consumed record always has both."""
 
     def error(self) -> KafkaError | None: ...
     def partition(self) -> int: ...
@@ -87,7 +84,6 @@ class KafkaSource:
     ) -> None:
         self._cfg = cfg
         self._aim = aim or Aim()
-        self._positions = positions  # the database's progress; None: the group's only
         self._clock = clock
         self._waits = Waiter(stop_requested, clock)
         self._consumer: Consumer | None = None
@@ -163,13 +159,21 @@ class KafkaSource:
     def lag(self, reached: Mapping[int, int]) -> dict[int, int | None]:
         """Every partition of the topic: its end offset now minus the offset reached (see
         `GroupView.lag`). A run that failed before `start` (PostgreSQL down) opens its consumer
-        here, so its lag is measured too. Without an answer within `_LAG_SECONDS` per
-        question, None for every partition known: unknown, never a guess."""
+        here, so its lag is measured too (the topic's partitions asked now if `start` did not
+        learn them). Without an answer within `_LAG_SECONDS` per question, None for every
+        partition known: unknown, never a guess."""
         held = {p.partition: p for p in self.progress()}
         own = {p: reached.get(p, part.start) for p, part in held.items()}
         try:
-            view = GroupView(self._ensure_consumer(), self._cfg, self._waits)
-            parts = self._lag_partitions()
+            consumer, cfg, reports = self._ensure_consumer(), self._cfg, self._reports
+            view = GroupView(consumer, cfg, self._waits)
+            if not self._topic_partitions:
+                self._topic_partitions = self._waits.call(
+                    "metadata",
+                    lambda: topic_partitions(consumer, cfg, _LAG_SECONDS, reports=reports),
+                    _LAG_SECONDS,
+                )
+            parts = self._topic_partitions
             measured = view.lag(parts, own, use_group=not self._aim.explicit, seconds=_LAG_SECONDS)
             return {p: measured[p] for p in parts}
         except EtlError as exc:  # unreachable, refused, stopped, or a client it cannot create
@@ -184,8 +188,6 @@ class KafkaSource:
         if consumer is not None:
             close_consumer(consumer, self._waits, min(_CLOSE_SECONDS, self._cfg.timeout_seconds))
 
-    # -- the consumer -----------------------------------------------------------------------
-
     @property
     def _live(self) -> Consumer:
         """The consumer, between `start` and `close`."""
@@ -198,24 +200,12 @@ class KafkaSource:
             self._consumer = open_consumer(self._cfg, error_cb=self._reports, logger=self._reports)
         return self._consumer
 
-    def _lag_partitions(self) -> list[int]:
-        """The topic's partitions: learned at `start`, else asked now (bounded)."""
-        if not self._topic_partitions:
-            consumer, cfg, reports = self._consumer, self._cfg, self._reports
-            self._topic_partitions = self._waits.call(
-                "metadata",
-                lambda: topic_partitions(consumer, cfg, _LAG_SECONDS, reports=reports),
-                _LAG_SECONDS,
-            )
-        return self._topic_partitions
-
     def _wait_for_group(self) -> None:
         """Own share done, topic not drained: serve rebalances, watch the group's commits."""
         drain, handout, group = self._handout.drain, self._handout, self._rebalance.group
         assert drain is not None and group is not None
-        # The poll may serve a new assignment and return its first record: handed out, it
-        # waits in the carry for the next batch (taken after the poll: a revoke inside it
-        # rewrites the carry).
+        # The poll may serve a new assignment and return its first record: handed out, it waits
+        # in the carry for the next batch (added after the poll: a revoke inside it drops some).
         handout.carry_over(self._accept(self._poll(_POLL_SECONDS)).messages)
         if not handout.all_read() or drain.complete():
             return
@@ -241,11 +231,8 @@ class KafkaSource:
 
     def _consume(self, limit: int) -> Accepted:
         """Up to ``limit`` records: whatever is queued now, else the first one to arrive.
-
-        ``consume`` waits for its full count until the timeout, so asking it to block would
-        stall every batch's last call; it only ever returns what is ready, and an empty queue
-        is waited on with ``poll``, which returns on the first record.
-        """
+        ``consume`` waits for its full count until the timeout (a blocking call would stall
+        every batch's last one): it takes what is ready, and ``poll`` waits for the first."""
         try:
             raw = cast(list[_Consumed], self._live.consume(num_messages=limit, timeout=0))
         except KafkaException as exc:
@@ -291,23 +278,18 @@ class KafkaSource:
     def _check_stalled(self) -> None:
         idle = self._clock() - self._last_progress
         if idle > self._cfg.timeout_seconds:
-            state = (
-                "reading" if self._handout.assigned_once() else "waiting for a partition assignment"
-            )
+            assigned = self._handout.assigned_once()
+            state = "reading" if assigned else "waiting for a partition assignment"
             raise self._failing(
                 KafkaUnavailable(f"no progress from Kafka for {idle:.0f}s while {state}")
             )
 
     def _failing(self, cause: KafkaUnavailable, ask_again: bool = False) -> EtlError:
-        """``cause``, about to end the run, as the broker's reports explain it (naming the last
-        error librdkafka reported, or a refusal: `BrokerReports.explain`). From now on the
-        stop's Kafka waits (end offsets, close) share `etl.kafka.waits.FAILURE_GRACE_SECONDS`.
-
-        ``ask_again`` after a call that never returned (a commit): its reports wait in the
-        consumer's queue, which cannot be served while that call is pending (a poll blocks
-        behind it), so a client of its own asks the brokers once more, for at most
-        `_ASK_SECONDS` of the grace, and its reports name the error.
-        """
+        """``cause``, about to end the run, as the broker's reports explain it (the last error
+        librdkafka reported, or a refusal: `BrokerReports.explain`); the stop's Kafka waits now
+        share `etl.kafka.waits.FAILURE_GRACE_SECONDS`. ``ask_again`` after a call that never
+        returned (a commit, whose reports wait in a queue no poll can serve meanwhile): a client
+        of its own asks the brokers (`ask_brokers`) for `_ASK_SECONDS` of that grace."""
         self._waits.failed()
         if ask_again:
             try:
