@@ -8,9 +8,8 @@ offsets behind the lag metric.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from etl.core import events
 from etl.core.config import KafkaConfig
@@ -28,7 +27,7 @@ _REFRESH_SECONDS = 0.5  # how often a waiting member asks for the group's commit
 class GroupView:
     """The group's committed offsets and the topic's end offsets, asked with deadlines."""
 
-    def __init__(self, consumer: Any, cfg: KafkaConfig, waits: Waiter) -> None:
+    def __init__(self, consumer: Consumer, cfg: KafkaConfig, waits: Waiter) -> None:
         self._consumer = consumer
         self._cfg = cfg
         self._waits = waits
