@@ -17,9 +17,8 @@ A commit runs after its batch is durably stored, so whatever happens to it never
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from etl.core import events
 from etl.core.errors import KafkaUnavailable
@@ -40,7 +39,7 @@ _REBALANCE_CODES = frozenset(
 
 
 def commit_offsets(
-    consumer: Any,
+    consumer: Consumer,
     topic: str,
     offsets: Mapping[int, int],
     *,

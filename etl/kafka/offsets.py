@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -64,7 +65,7 @@ def consumer_config(cfg: KafkaConfig, **extra: Any) -> dict[str, Any]:
     }
 
 
-def open_consumer(cfg: KafkaConfig, **extra: Any) -> Any:
+def open_consumer(cfg: KafkaConfig, **extra: Any) -> Consumer:
     try:
         return Consumer(consumer_config(cfg, **extra))
     except KafkaException as exc:
@@ -98,7 +99,7 @@ def client_error(exc: KafkaException, what: str) -> ConfigError | KafkaUnavailab
 
 
 def topic_partitions(
-    client: Any,
+    client: Consumer | AdminClient,
     cfg: KafkaConfig,
     timeout: float = REQUEST_TIMEOUT,
     reports: BrokerReports | None = None,
@@ -122,13 +123,13 @@ def topic_partitions(
         client.poll(0)
         raise reports.explain(unreachable) from exc
     topic = meta.topics.get(cfg.topic)
-    if topic is None or topic.error is not None:
-        unknown = topic is None or topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-        if unknown:
-            raise KafkaRefused(f"topic {cfg.topic!r}: does not exist")
-        if topic.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-            raise KafkaRefused(f"topic {cfg.topic!r}: not authorized ({topic.error.str()})")
-        raise KafkaUnavailable(f"topic {cfg.topic!r}: {topic.error.str()}")
+    error = None if topic is None else topic.error
+    if topic is None or (error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+        raise KafkaRefused(f"topic {cfg.topic!r}: does not exist")
+    if error is not None:
+        if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise KafkaRefused(f"topic {cfg.topic!r}: not authorized ({error.str()})")
+        raise KafkaUnavailable(f"topic {cfg.topic!r}: {error.str()}")
     return sorted(topic.partitions)
 
 
@@ -157,7 +158,7 @@ def check_named_partitions(aim: Aim, existing: Iterable[int], topic: str) -> Non
 
 
 def plan(
-    consumer: Any,
+    consumer: Consumer,
     cfg: KafkaConfig,
     partitions: Iterable[int],
     aim: Aim,
@@ -170,7 +171,7 @@ def plan(
 
 
 def watermarks(
-    consumer: Any,
+    consumer: Consumer,
     cfg: KafkaConfig,
     partitions: Iterable[int],
     aim: Aim,
@@ -211,7 +212,7 @@ def watermarks(
         raise KafkaUnavailable(f"cannot read offsets of {cfg.topic!r}: {describe(exc)}") from exc
 
 
-def close_consumer(consumer: Any, waits: Waiter, seconds: float) -> None:
+def close_consumer(consumer: Consumer, waits: Waiter, seconds: float) -> None:
     """Leave the group within ``seconds`` (close blocks for good on a dead broker), or log why
     not: the group then notices at the session timeout."""
     try:
@@ -264,7 +265,9 @@ def log_planned(item: PlannedPartition, aim: Aim) -> None:
         log.warning("partition_note", partition=part.partition, note=item.note)
 
 
-def _offsets_for_times(consumer: Any, topic: str, parts: list[int], when: Any) -> dict[int, int]:
+def _offsets_for_times(
+    consumer: Consumer, topic: str, parts: list[int], when: datetime | None
+) -> dict[int, int]:
     """Per partition, the first offset stamped at or after ``when`` (-1: none)."""
     if when is None:
         return {}
@@ -273,17 +276,16 @@ def _offsets_for_times(consumer: Any, topic: str, parts: list[int], when: Any) -
         found = consumer.offsets_for_times(
             [TopicPartition(topic, p, millis) for p in parts], timeout=REQUEST_TIMEOUT
         )
-        failed = [tp for tp in found if tp.error is not None]
+        failed = [(tp.partition, tp.error) for tp in found if tp.error is not None]
         if not failed:
             return {tp.partition: tp.offset for tp in found}
         # An answer with an error (a leader moving, a new topic) is not "no message at or
         # after": never read it as an empty window. Asked again, then a Kafka failure.
         if attempt + 1 < _TIME_LOOKUP_ATTEMPTS:
             time.sleep(0.5)
-    tp = failed[0]
+    partition, error = failed[0]
     raise KafkaUnavailable(
-        f"cannot look up the offset of {when.isoformat()} in partition {tp.partition}: "
-        f"{tp.error.str()}"
+        f"cannot look up the offset of {when.isoformat()} in partition {partition}: {error.str()}"
     )
 
 

@@ -2,21 +2,18 @@
 
 `GroupView` asks the broker, each call under a deadline (`etl.kafka.waits`), for the group's
 committed offsets (to learn whether other members drained their share) and for the end
-offsets behind the lag metric. `merge_ranges` folds the ranges one run held of a partition
-across rebalances into the one row per partition that ``etl_run_partitions`` keeps.
+offsets behind the lag metric.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from etl.core import events
 from etl.core.config import KafkaConfig
 from etl.core.errors import KafkaUnavailable
-from etl.core.ports import PartitionProgress
 from etl.kafka.drain import Drain
 from etl.kafka.offsets import REQUEST_TIMEOUT, describe
 from etl.kafka.waits import Waiter
@@ -30,7 +27,7 @@ _REFRESH_SECONDS = 0.5  # how often a waiting member asks for the group's commit
 class GroupView:
     """The group's committed offsets and the topic's end offsets, asked with deadlines."""
 
-    def __init__(self, consumer: Any, cfg: KafkaConfig, waits: Waiter) -> None:
+    def __init__(self, consumer: Consumer, cfg: KafkaConfig, waits: Waiter) -> None:
         self._consumer = consumer
         self._cfg = cfg
         self._waits = waits
@@ -101,30 +98,3 @@ class GroupView:
                 reached = max(own.get(p, -1), committed if committed >= 0 else fresh)
             lag[p] = max(0, high - reached)
         return lag
-
-
-def merge_ranges(
-    held: Mapping[int, PartitionProgress], more: Mapping[int, PartitionProgress]
-) -> dict[int, PartitionProgress]:
-    """One range per partition: the first start, the furthest stop and the latest position.
-
-    Reassignments of a partition to the same run continue where the group's committed offset
-    stood, so the ranges a run held of one partition are contiguous unless another member
-    loaded part of it in between; ``etl_run_partitions`` keeps one row per run and partition.
-    """
-    out = dict(held)
-    for p, part in more.items():
-        before = out.get(p)
-        if before is None:
-            out[p] = part
-            continue
-        out[p] = PartitionProgress(
-            p,
-            min(before.start, part.start),
-            max(before.stop, part.stop),
-            max(before.next, part.next),
-            before.skipped_by_retention + part.skipped_by_retention,
-            before.drift if before.drift is not None else part.drift,  # the first comparison
-            before.rewound + part.rewound,
-        )
-    return out

@@ -25,7 +25,7 @@ asks the brokers once more with a client of its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException
@@ -46,7 +46,11 @@ class BrokerReports:
     a failure of a client configured with ``client`` (``kafka.client``); ``chained`` is called
     with every error after it was noted."""
 
-    def __init__(self, client: Mapping[str, Any] | None = None, chained: Any = None) -> None:
+    def __init__(
+        self,
+        client: Mapping[str, Any] | None = None,
+        chained: Callable[[KafkaError], None] | None = None,
+    ) -> None:
         self.auth_failure: str | None = None
         self._last: str | None = None
         self._all_down: str | None = None
@@ -57,7 +61,7 @@ class BrokerReports:
         self._chained = chained
         self._logger = logging.getLogger(events.LIBRDKAFKA)
 
-    def __call__(self, err: Any) -> None:
+    def __call__(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb``."""
         text = str(err.str())
         code = err.code()

@@ -13,10 +13,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from etl.core import events
 from etl.core.config import KafkaConfig, TrackerConfig
@@ -90,7 +89,7 @@ class KafkaTracker:
     def close(self) -> None:
         self.flush()
 
-    def _delivered(self, err: Any, _msg: Any) -> None:
+    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self._fail(err.str())
 
