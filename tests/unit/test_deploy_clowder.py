@@ -32,7 +32,7 @@ from tests.helpers.db import execute, query
 from tests.helpers.runs import committed, etl_command, good, rows
 from tests.helpers.services import Services
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLOWDER = ROOT / "deploy" / "clowder"
 MAIN, BACKFILL = CLOWDER / "clowdapp.yaml", CLOWDER / "backfill.yaml"
 SAMPLE = {"ENV_NAME": "stage", "IMAGE_TAG": "0.1.0"}

@@ -32,7 +32,7 @@ SASL_PASSWORD = "sasl-secret-pw"
 PGW_PASSWORD = "pgw-secret-pw"
 SECRETS = (PG_PASSWORD, SASL_PASSWORD, PGW_PASSWORD)
 CLOSED_DSN = f"postgresql://etl:{PG_PASSWORD}@127.0.0.1:1/postgres?connect_timeout=2"
-CRASH = [sys.executable, str(Path(__file__).parent / "helpers" / "crash_in_run.py"), "run"]
+CRASH = [sys.executable, str(Path(__file__).parents[1] / "helpers" / "crash_in_run.py"), "run"]
 
 
 def offline_env(**extra: str) -> dict[str, str]:
