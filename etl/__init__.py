@@ -1,6 +1,6 @@
 """etl: a batch job that drains a Kafka topic of cluster-analysis reports into PostgreSQL.
 
-The layers, arrows pointing down only (``tests/test_layers.py`` enforces them):
+The layers, arrows pointing down only (``tests/unit/test_layers.py`` enforces them):
 
     etl.cli          the command line; wires the adapters into the pipeline; nothing imports it
     etl.pipeline     the run loop and its commit order; depends on `etl.core` ports only

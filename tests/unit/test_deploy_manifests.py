@@ -17,7 +17,7 @@ import yaml
 from etl.core.config_sources import load_config
 from etl.core.errors import EXIT_CODES, PERMANENT_EXIT_CODES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 

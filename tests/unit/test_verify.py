@@ -19,7 +19,7 @@ from etl.core.statements import rows_where
 from etl.core.verify import Finding, Span, Tally, coverage, plan_range
 from etl.pipeline.verify import Verification, VerifySettings
 from tests.helpers.copy_rows import batch_of, parse
-from tests.test_run import NOW, FakeSink, FakeSource, msgs, value
+from tests.unit.test_run import NOW, FakeSink, FakeSource, msgs, value
 
 
 def test_a_chain_from_an_origin_holds_the_partition_from_the_log_start() -> None:

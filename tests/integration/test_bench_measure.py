@@ -13,6 +13,9 @@ from tests.helpers.services import ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 import measure
 
+# bench/ holds a tty.py: left on the path it would shadow the standard library's for later tests.
+sys.path.remove(str(ROOT / "bench"))
+
 
 def _postmaster_pid_file(dsn: str, tmp_path: Path) -> Path:
     """A pid file naming the server's postmaster: the parent of our own backend."""

@@ -22,7 +22,7 @@ from tests.helpers.private_services import PrivateKafka, sasl_kafka
 from tests.helpers.runs import Env, committed, error_line, good, pushed, rows, run_etl
 from tests.helpers.services import ROOT, Services
 
-HARNESS = Path(__file__).parent / "helpers" / "hold_before_commit.py"
+HARNESS = Path(__file__).parents[1] / "helpers" / "hold_before_commit.py"
 TIMEOUT = 5  # kafka.timeout_seconds of these runs
 # After the commit's deadline: the Kafka grace (end offsets and close share it), then the run's
 # record in PostgreSQL, the metrics push and the process exit, a second or two on this machine.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "etl"
+PACKAGE = Path(__file__).resolve().parents[2] / "etl"
 
 # Which etl layers each layer may import (its own included).
 ALLOWED_LAYERS = {

@@ -18,7 +18,7 @@ from etl.core.errors import PostgresUnavailable
 from etl.core.ports import PartitionProgress, WriteResult
 from etl.metrics import RunMetrics, registry_for
 from etl.pipeline import Run, RunSettings
-from tests.test_run import NOW, FakeSink, FakeSource, Pushes, msgs, run_with, value
+from tests.unit.test_run import NOW, FakeSink, FakeSource, Pushes, msgs, run_with, value
 
 
 def series(registry: CollectorRegistry) -> dict[str, float]:

@@ -204,7 +204,7 @@ def test_closest_name_ignores_case_and_underscore_runs_and_gives_up_when_far() -
 
 
 def test_every_variable_of_the_dev_scripts_is_known_not_to_be_a_configuration_key() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     scripts = [*root.glob("dev/*.sh"), root / ".ci" / "run"]
     names = {
         name

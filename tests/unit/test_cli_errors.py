@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from etl.cli.app import app
-from etl.core.migrations import LATEST
 
 CLOSED_DSN = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
 
@@ -116,18 +113,3 @@ def test_no_arguments_prints_the_help() -> None:
     result = CliRunner().invoke(app, [])
     assert result.exit_code == 0
     assert "Commands" in result.stdout
-
-
-def test_db_commands_take_dsn_over_the_configured_database(
-    make_database: Callable[[], str],
-) -> None:
-    target = make_database()
-    env = {"ETL_POSTGRES__DSN": CLOSED_DSN}
-    migrated = invoke("db", "migrate", "--dsn", target, **env)
-    assert migrated.exit_code == 0, migrated.output
-    version = invoke("db", "version", "--dsn", target, **env)
-    assert version.stdout.splitlines()[0] == f"current: {LATEST}"
-    assert invoke("db", "init", "--dsn", target, **env).exit_code == 0
-    without = invoke("db", "version", **env)
-    assert without.exit_code == 4
-    assert without.stderr.startswith("etl: error: PostgreSQL unavailable")

@@ -18,7 +18,7 @@ from etl.core.counts import RunCounts
 from etl.core.errors import PERMANENT_EXIT_CODES, ConfigError
 from etl.metrics import registry_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "etl-rules.yaml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "etl-dashboard.json"
 

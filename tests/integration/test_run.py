@@ -123,7 +123,11 @@ def test_killed_between_database_and_kafka_commit_loses_and_duplicates_nothing(
     topic, _ = loaded_topic
     env = etl_env(topic, ETL_BATCH__MAX_MESSAGES="5")
     killed = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "helpers" / "kill_after_db_commit.py"), "run"],
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "helpers" / "kill_after_db_commit.py"),
+            "run",
+        ],
         env=env,
         capture_output=True,
         text=True,
