@@ -58,10 +58,11 @@ class Measured:
 class PgCpu:
     """Total CPU seconds consumed so far by the PostgreSQL server whose postmaster is ``pid``."""
 
-    def __init__(self, pid_file: Path) -> None:
+    def __init__(self, pid_file: Path, proc: Path = Path("/proc")) -> None:
+        self._proc = proc  # another root in tests: a fake process table
         try:
             self.pid: int | None = int(pid_file.read_text().split()[0])
-            _stat(self.pid)
+            _stat(self.pid, proc)
         except (OSError, ValueError, IndexError):
             print(f"  note: no postmaster at {pid_file}; PostgreSQL CPU is not measured")
             self.pid = None
@@ -73,19 +74,19 @@ class PgCpu:
         if self.pid is None:
             return None
         for _ in range(100):
-            _, own = _stat(self.pid)
+            _, own = _stat(self.pid, self._proc)
             ticks = sum(own) + self._children_ticks()
-            if _stat(self.pid)[1][2:] == own[2:]:
+            if _stat(self.pid, self._proc)[1][2:] == own[2:]:
                 break
         return ticks / _TICK
 
     def _children_ticks(self) -> int:
         ticks = 0
-        with os.scandir("/proc") as entries:
+        with os.scandir(self._proc) as entries:
             names = [e.name for e in entries if e.name.isdigit()]
         for name in names:
             try:
-                ppid, child = _stat(int(name))
+                ppid, child = _stat(int(name), self._proc)
             except OSError:
                 continue  # exited meanwhile: its time is now in the postmaster's cutime
             if ppid == self.pid:
@@ -103,16 +104,16 @@ class PgCpu:
 
     def _serving(self, dbname: str) -> bool:
         needle = f" {dbname} ".encode()
-        with os.scandir("/proc") as entries:
+        with os.scandir(self._proc) as entries:
             names = [e.name for e in entries if e.name.isdigit()]
         for name in names:
             try:
-                stat = Path(f"/proc/{name}/stat").read_text()
+                stat = (self._proc / name / "stat").read_text()
                 if int(stat[stat.rindex(")") + 2 :].split()[1]) != self.pid:
                     continue
                 if stat[stat.rindex(")") + 2] == "Z":
                     return True  # exited, not yet reaped: its time is nowhere yet
-                title = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+                title = (self._proc / name / "cmdline").read_bytes().replace(b"\0", b" ")
                 if not title.strip() or needle in title:
                     return True  # serving the database, or exiting (its memory already gone)
             except (OSError, ValueError):
@@ -120,9 +121,9 @@ class PgCpu:
         return False
 
 
-def _stat(pid: int) -> tuple[int, tuple[int, int, int, int]]:
+def _stat(pid: int, proc: Path = Path("/proc")) -> tuple[int, tuple[int, int, int, int]]:
     """(ppid, (utime, stime, cutime, cstime)) in clock ticks, from /proc/<pid>/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
+    text = (proc / str(pid) / "stat").read_text()
     rest = text[text.rindex(")") + 2 :].split()
     return int(rest[1]), (int(rest[11]), int(rest[12]), int(rest[13]), int(rest[14]))
 

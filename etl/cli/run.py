@@ -89,21 +89,22 @@ class StopFlag:
 _MALLOPT = ((-8, 2), (-3, 32 << 20), (-1, 128 << 20))  # M_ARENA_MAX, M_MMAP_, M_TRIM_THRESHOLD
 
 
-def tune_allocator() -> bool:
+def tune_allocator(mallopt: Callable[[int, int], int] | None = None) -> bool:
     """Keep freed memory for the next batch instead of handing it back to the kernel; True when
     the C library took every setting (glibc does; elsewhere this changes nothing).
 
     Every batch allocates the same large buffers again (message values, COPY rows). With
-    glibc's adaptive defaults the largest were mapped afresh and the rest trimmed back, so
-    each batch page-faulted its memory in anew: 45-50% fewer page faults and 0.15 s less
-    system CPU per 500 MB run with a fixed mmap threshold (32 MiB, glibc's own upper bound), a
-    128 MiB trim threshold and two arenas instead of one per thread; peak RSS within 10 MB of
-    what it was. Called before any thread starts, as the arena count requires.
+    glibc's adaptive defaults the largest are mapped afresh and the rest trimmed back, so each
+    batch would page-fault its memory in anew. A fixed mmap threshold (32 MiB, glibc's own
+    upper bound), a 128 MiB trim threshold and two arenas instead of one per thread keep it
+    (measured in CHANGELOG.md). Called before any thread starts, as the arena count requires.
+    ``mallopt`` is the C library's unless given (tests).
     """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
+    if mallopt is None:
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+        except (OSError, AttributeError):
+            return False
     return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
 
 

@@ -1,53 +1,30 @@
-"""`etl run` keeps freed memory for the next batch: the allocator settings are taken and work."""
+"""`etl run` keeps freed memory for the next batch: the allocator settings it asks the C library
+for, and what it reports when they are refused. (The page faults they save are a measurement,
+recorded in CHANGELOG.md, not a test: they depend on the machine.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
-import pytest
+import platform
 
 from etl.cli.run import tune_allocator
 
-# Two threads allocating, touching and freeing buffers of 5-11 MiB, as the decoding and
-# writer threads do with each batch; prints the page faults it took.
-CHURN = textwrap.dedent(
-    """
-    import resource, sys, threading
-    from etl.cli.run import tune_allocator
-    if sys.argv[1] == "tuned":
-        assert tune_allocator()
-    sizes = [(5 + i % 7) << 20 for i in range(30)]
-    def churn():
-        for n in sizes:
-            b = bytearray(n)
-            b[::4096] = b"x" * len(range(0, n, 4096))
-            del b
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    threads = [threading.Thread(target=churn) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    """
-)
+M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -8, -3, -1  # glibc's malloc.h
 
 
-def faults(mode: str) -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", CHURN, mode], capture_output=True, text=True, check=True
-    )
-    return int(out.stdout)
+def test_the_settings_asked_for_are_two_arenas_a_fixed_mmap_and_a_high_trim_threshold() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def mallopt(param: int, value: int) -> int:
+        asked.append((param, value))
+        return 1
+
+    assert tune_allocator(mallopt)
+    assert asked == [(M_ARENA_MAX, 2), (M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 128 << 20)]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_the_c_library_takes_every_setting() -> None:
-    assert tune_allocator()
+def test_a_setting_the_c_library_refuses_is_reported() -> None:
+    assert not tune_allocator(lambda param, value: 0 if param == M_MMAP_THRESHOLD else 1)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_buffers_freed_by_one_batch_are_reused_by_the_next_without_faulting_them_in() -> None:
-    default, tuned = faults("default"), faults("tuned")
-    assert tuned * 3 < default, (tuned, default)
+def test_glibc_takes_every_setting_and_another_c_library_changes_nothing() -> None:
+    assert tune_allocator() == (platform.libc_ver()[0] == "glibc")
