@@ -1,4 +1,5 @@
-"""Helpers for the schema tests: extra databases, a catalog snapshot, reference-built databases.
+"""Helpers for the schema tests: extra databases, a catalog snapshot, reference-built databases,
+and a backup taken and restored as an operator does (`backup`, `restore`).
 
 `build_reference` recreates, independently of etl's migrations, the databases the replaced Go
 service left behind at each of its schema versions 0..8, so adoption is tested against the
@@ -7,9 +8,11 @@ history as documented rather than against our own steps.
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -218,3 +221,14 @@ def insert_sample_rows(dsn: str, version: int) -> None:
             f"""INSERT INTO read_errors (org_id, cluster, updated_at, error_text, created_at)
                 VALUES (1, '{CLUSTER_A}', '2024-01-01 10:00:00', 'bad', '2024-01-03 00:00:00')""",
         )
+
+
+def backup(dsn: str, path: Path) -> None:
+    """``pg_dump -Fc`` of the database, as an operator backs it up."""
+    subprocess.run(["pg_dump", "-Fc", "-f", str(path), dsn], check=True, timeout=120)
+
+
+def restore(path: Path, dsn: str) -> None:
+    """The backup restored over the database (``pg_restore --clean``), in one transaction."""
+    argv = ["pg_restore", "--clean", "--if-exists", "--single-transaction", "-d", dsn, str(path)]
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from etl.core.config import PostgresConfig
 from etl.pg.sink import PostgresSink
+from tests.helpers.db import backup, restore
 from tests.helpers.runs import Env, committed, etl_command, good, pushed, rows, run_etl, summary
 from tests.helpers.services import ROOT, Services
 
@@ -25,15 +26,6 @@ HOLD_FIRST_WRITE = ROOT / "tests" / "helpers" / "hold_first_write.py"
 
 def _load(produce: Callable[..., None], topic: str, first: int, count: int) -> None:
     produce(topic, [(i % 3, good(i)) for i in range(first, first + count)])
-
-
-def _restore(dump: Path, dsn: str) -> None:
-    subprocess.run(
-        ["pg_restore", "--clean", "--if-exists", "--single-transaction", "-d", dsn, str(dump)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def _positions(dsn: str, topic: str, group: str) -> dict[int, int]:
@@ -69,12 +61,12 @@ def test_after_a_restore_the_next_run_reloads_what_the_backup_missed(
     first = run_etl(env)
     assert first.returncode == 0, first.stderr
     dump = tmp_path / "backup.dump"
-    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), schema_db], check=True, timeout=120)
+    backup(schema_db, dump)
     _load(produce, topic, 300, 300)
     assert run_etl(env).returncode == 0
     assert len(rows(schema_db)) == 600
 
-    _restore(dump, schema_db)
+    restore(dump, schema_db)
     assert len(rows(schema_db)) == 300
     assert _positions(schema_db, topic, group) == {0: 100, 1: 100, 2: 100}
     assert committed(services, group, topic, 3) == {0: 200, 1: 200, 2: 200}

@@ -21,6 +21,7 @@ import psycopg
 from confluent_kafka import Consumer, ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from tests.helpers.db import backup, restore
 from tests.helpers.runs import (
     ETL,
     Env,
@@ -300,11 +301,10 @@ def test_a_copy_joining_while_the_first_rewinds_after_a_restore_loads_everything
     produce(topic, [(i % 6, good(i)) for i in range(6000)])
     assert run_etl(env).returncode == 0
     dump = tmp_path / "backup.dump"
-    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), schema_db], check=True, timeout=120)
+    backup(schema_db, dump)
     produce(topic, [(i % 6, good(i)) for i in range(6000, 12000)])
     assert run_etl(env).returncode == 0
-    restore = ["pg_restore", "--clean", "--if-exists", "--single-transaction", "-d", schema_db]
-    subprocess.run([*restore, str(dump)], check=True, capture_output=True, timeout=120)
+    restore(dump, schema_db)
     assert _stored(schema_db) == 6000  # the database is back 1000 messages per partition
 
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
