@@ -35,8 +35,9 @@ def test_server_cpu_counts_the_backend_of_a_client_that_just_exited(
     query = "SELECT sum(i) FROM generate_series(1, 8000000) AS i"
     argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", query]
     for attempt in range(3):
-        _, _, _, pg_cpu, code = measure.run_measured(argv, None, pg, tmp_path / "log", dbname)
-        assert code == 0, (tmp_path / "log").read_text()
+        run = measure.run_measured(argv, None, pg, tmp_path / "log", dbname)
+        pg_cpu = run.pg_cpu
+        assert run.code == 0, (tmp_path / "log").read_text()
         assert pg_cpu is not None
         # Read the moment psql exits, this came out near 0 in most runs.
         assert pg_cpu > 0.3, f"attempt {attempt}: server CPU {pg_cpu:.2f} s"
