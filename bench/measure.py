@@ -47,11 +47,19 @@ class Measured:
     peak_rss_mb: float | None
     exit_code: int = 0
     detail: dict[str, Any] | None = None
+    user_s: float | None = None
+    sys_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures, plus rates; the CPU cost per MB of values and per message (item) are
+        the process's own user+system seconds, what a faster job has to save."""
         out = asdict(self)
         out["items_per_s"] = self.items / self.wall_s if self.wall_s else None
         out["mb_per_s"] = self.value_bytes / 1e6 / self.wall_s if self.wall_s else None
+        out["cpu_ms_per_mb"] = (
+            self.cpu_s * 1e3 / (self.value_bytes / 1e6) if self.value_bytes else None
+        )
+        out["cpu_us_per_item"] = self.cpu_s * 1e6 / self.items if self.items else None
         return out
 
 
@@ -132,13 +140,28 @@ def _delta(after: float | None, before: float | None) -> float | None:
     return None if after is None or before is None else after - before
 
 
+@dataclass
+class Run:
+    """One measured subprocess: wall and CPU seconds (user, system), peak RSS, the server's
+    CPU seconds over the same span, and the exit code."""
+
+    wall: float
+    user: float
+    sys: float
+    rss_mb: float
+    pg_cpu: float | None
+    code: int
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+
 def run_measured(
     argv: list[str], env: dict[str, str] | None, pg: PgCpu, log: Path, dbname: str
-) -> tuple[float, float, float, float | None, int]:
-    """Run ``argv`` (a client of database ``dbname``) to completion, stdout+stderr to ``log``.
-
-    Returns (wall s, CPU s, peak RSS MB, PostgreSQL CPU s, exit code); the server's CPU is
-    read after the client's backends are gone."""
+) -> Run:
+    """Run ``argv`` (a client of database ``dbname``) to completion, stdout+stderr to ``log``;
+    the server's CPU is read after the client's backends are gone."""
     pg0 = pg.seconds()
     with log.open("wb") as out:
         started = time.perf_counter()
@@ -152,9 +175,9 @@ def run_measured(
         stop.set()
         watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
     pg.settle(dbname)
-    return wall, cpu, peak[0] / 1024, _delta(pg.seconds(), pg0), proc.returncode
+    pg_cpu = _delta(pg.seconds(), pg0)
+    return Run(wall, usage.ru_utime, usage.ru_stime, peak[0] / 1024, pg_cpu, proc.returncode)
 
 
 def _watch_hwm(pid: int, stop: threading.Event, peak: list[int]) -> None:
@@ -181,14 +204,14 @@ def run_job(
 ) -> Measured:
     """``etl run`` as a user runs it; counts come from its final "run_finished" event."""
     dbname = conninfo_to_dict(env["ETL_POSTGRES__DSN"])["dbname"]
-    wall, cpu, rss, pg_cpu, code = run_measured([*etl_cmd, "run"], env, pg, log, str(dbname))
+    run = run_measured([*etl_cmd, "run"], env, pg, log, str(dbname))
     summary: dict[str, Any] = {}
     for line in log.read_bytes().splitlines():
         if line.startswith(b"{") and b'"run_finished"' in line:
             summary = orjson.loads(line)
     consumed = int(summary.get("consumed", 0))
     detail = {k: summary.get(k) for k in ("inserted", "duplicates", "rejected", "batches")}
-    return Measured(wall, consumed, value_bytes, cpu, pg_cpu, rss, code, detail)
+    return _measured(run, consumed, value_bytes, detail)
 
 
 def run_verify(
@@ -197,7 +220,7 @@ def run_verify(
     """``etl verify`` of what the job just loaded; counts from its "verify_finished" event."""
     dbname = conninfo_to_dict(env["ETL_POSTGRES__DSN"])["dbname"]
     argv = [*etl_cmd, "verify", "--output", "json"]
-    wall, cpu, rss, pg_cpu, code = run_measured(argv, env, pg, log, str(dbname))
+    run = run_measured(argv, env, pg, log, str(dbname))
     summary: dict[str, Any] = {}
     for line in log.read_bytes().splitlines():
         if line.startswith(b"{") and b'"verify_finished"' in line:
@@ -205,7 +228,14 @@ def run_verify(
     kinds = ("stored", "rejected", "duplicate", "expired", "missing", "different")
     detail = {k: int(summary.get(k, 0)) for k in (*kinds, "batches")}
     messages = sum(detail[k] for k in kinds)
-    return Measured(wall, messages, value_bytes, cpu, pg_cpu, rss, code, detail)
+    return _measured(run, messages, value_bytes, detail)
+
+
+def _measured(run: Run, items: int, value_bytes: int, detail: dict[str, Any]) -> Measured:
+    return Measured(
+        run.wall, items, value_bytes, run.cpu, run.pg_cpu, run.rss_mb, run.code, detail,
+        user_s=run.user, sys_s=run.sys,
+    )  # fmt: skip
 
 
 def kafka_read(bootstrap: str, topic: str, isolation: str) -> Measured:
@@ -246,8 +276,8 @@ def kafka_read(bootstrap: str, topic: str, isolation: str) -> Measured:
     consumer.close()
     wall = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime
-    return Measured(wall, count, size, cpu, None, None)
+    user, system = usage.ru_utime - usage0.ru_utime, usage.ru_stime - usage0.ru_stime
+    return Measured(wall, count, size, user + system, None, None, user_s=user, sys_s=system)
 
 
 def copy_ceilings(dsn: str, pg: PgCpu, workdir: Path) -> tuple[Measured, Measured]:
@@ -270,14 +300,17 @@ def _copy_ceiling(dsn: str, pg: PgCpu, workdir: Path, options: str) -> Measured:
         argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c",
                 f"\\copy bench_copy_ceiling FROM '{data}'{options}"]  # fmt: skip
         dbname = str(conninfo_to_dict(dsn)["dbname"])
-        wall, cpu, rss, pg_cpu, code = run_measured(argv, None, pg, workdir / "copy.log", dbname)
-        if code != 0:
+        run = run_measured(argv, None, pg, workdir / "copy.log", dbname)
+        if run.code != 0:
             raise RuntimeError((workdir / "copy.log").read_text())
         with psycopg.connect(dsn, autocommit=True) as conn:
             row = conn.execute("SELECT count(*) FROM bench_copy_ceiling").fetchone()
             rows = int(row[0]) if row else 0
             conn.execute("DROP TABLE bench_copy_ceiling")
-        return Measured(wall, rows, data.stat().st_size, cpu, pg_cpu, rss)
+        return Measured(
+            run.wall, rows, data.stat().st_size, run.cpu, run.pg_cpu, run.rss_mb,
+            user_s=run.user, sys_s=run.sys,
+        )  # fmt: skip
     finally:
         data.unlink(missing_ok=True)
 

@@ -41,6 +41,14 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
             if r["job"]["pg_cpu_s"] and r["copy"]["pg_cpu_s"]
         ]
     )
+    # The job's own CPU against the server's for the same rows: the server's during the run,
+    # and the server's for a psql COPY of exactly those rows (target <= 0.5 at 10 and 100 KB).
+    out["job_cpu_over_pg_cpu"] = median(
+        [r["job"]["cpu_s"] / r["job"]["pg_cpu_s"] for r in reps if r["job"]["pg_cpu_s"]]
+    )
+    out["job_cpu_over_copy_pg_cpu"] = median(
+        [r["job"]["cpu_s"] / r["copy"]["pg_cpu_s"] for r in reps if r["copy"]["pg_cpu_s"]]
+    )
     out["binary_pg_cpu_over_text"] = median(
         [
             r["binary"]["pg_cpu_s"] / r["copy"]["pg_cpu_s"]
@@ -85,10 +93,24 @@ def size_table(size: str, corpus: dict[str, Any], summary: dict[str, Any], repea
         f" wall {_fmt(summary['binary_over_text_wall'])}x",
         f"job / Kafka read wall:   {summary['job_over_kafka']:.2f}x;"
         f" job / COPY PostgreSQL CPU: {_fmt(summary['job_pg_cpu_over_copy'])}x",
+        _cpu_line(summary),
         "(items/s: messages for the job and Kafka, rows for COPY; MB/s: Kafka values, for COPY"
         " the COPY file)",
     ]
     return "\n".join(lines)
+
+
+def _cpu_line(summary: dict[str, Any]) -> str:
+    """The job's own cost: its CPU (user + system) per MB of values and per message, and
+    against the server's CPU for the same rows (during the run; for a psql COPY of them)."""
+    job = summary["job"]
+    return (
+        f"job CPU: user {_fmt(job.get('user_s'))} s + system {_fmt(job.get('sys_s'))} s,"
+        f" {_fmt(job.get('cpu_ms_per_mb'), 1)} ms/MB, {_fmt(job.get('cpu_us_per_item'), 1)}"
+        f" us/msg\njob CPU / server CPU: {_fmt(summary.get('job_cpu_over_pg_cpu'))}x"
+        f" (during the run), {_fmt(summary.get('job_cpu_over_copy_pg_cpu'))}x (of a psql COPY"
+        " of the same rows; target <= 0.5x at 10 and 100 KB)"
+    )
 
 
 def empty_table(runs: list[dict[str, Any]]) -> str:
@@ -96,7 +118,8 @@ def empty_table(runs: list[dict[str, Any]]) -> str:
     rss = median([r["peak_rss_mb"] for r in runs])
     return (
         f"== empty topic: etl run, medians of {len(runs)} ==\n"
-        f"wall {_fmt(wall)} s (target < 5 s), peak RSS {_fmt(rss, 0)} MB,"
+        f"wall {_fmt(wall)} s (target < 5 s), CPU {_fmt(median([r['cpu_s'] for r in runs]))} s,"
+        f" peak RSS {_fmt(rss, 0)} MB,"
         f" exit codes {[r['exit_code'] for r in runs]}"
     )
 

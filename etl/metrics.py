@@ -14,6 +14,11 @@ request for ever). The request runs on a daemon thread that the caller waits for
 deadline or a stop request (SIGTERM), whichever comes first; an abandoned request dies with the
 process. Credentials (basic auth or a bearer token) go in an ``Authorization`` header; every URL
 and error text logged is masked.
+
+prometheus_client and urllib.request (with http.client, email and ssl: about 20 ms of imports)
+are imported only when a registry is built, a push is made or the Pushgateway is probed, so
+``etl --help`` and every command that pushes nothing never load them, and a run loads them
+after its work, not before its first read.
 """
 
 from __future__ import annotations
@@ -23,20 +28,17 @@ import contextvars
 import dataclasses
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from http.client import HTTPException
-from typing import Any, Final, TypeVar
-
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.exposition import default_handler, pushadd_to_gateway
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from etl.core import events
 from etl.core.aim import Aim
 from etl.core.config import MASK, PushgatewayConfig
 from etl.core.counts import COUNTS, RunCounts
 from etl.core.errors import ConfigError, PushgatewayUnavailable
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = events.logger(__name__)
 
@@ -51,6 +53,8 @@ class DeadlineExceeded(Exception):
 
 def registry_for(counts: RunCounts) -> CollectorRegistry:
     """A fresh registry holding one run's counts as gauges."""
+    from prometheus_client import CollectorRegistry, Gauge  # noqa: PLC0415 - see module doc
+
     registry = CollectorRegistry()
     for name, value in counts.values().items():
         Gauge(name, COUNTS[name], registry=registry).set(value)
@@ -120,11 +124,11 @@ class RunMetrics:
     def __init__(
         self,
         cfg: PushgatewayConfig,
-        pusher: Pusher = pushadd_to_gateway,
+        pusher: Pusher | None = None,
         stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self._cfg = cfg
-        self._pusher = pusher
+        self._pusher = pusher  # None: prometheus_client's pushadd_to_gateway
         self._stop_requested = stop_requested
 
     def push(self, counts: RunCounts) -> bool:
@@ -134,10 +138,15 @@ class RunMetrics:
         if counts.get("etl_run_exit_code") == ConfigError.exit_code:
             log.info("metrics_not_pushed", reason="the run ended in a usage or configuration error")
             return False
+        from http.client import HTTPException  # noqa: PLC0415 - see module doc
+
+        from prometheus_client.exposition import pushadd_to_gateway  # noqa: PLC0415
+
         registry = registry_for(counts)
+        pusher = self._pusher or pushadd_to_gateway
 
         def push_once() -> None:
-            self._pusher(
+            pusher(
                 self._cfg.base_url,
                 job=self._cfg.job,
                 registry=registry,
@@ -204,6 +213,8 @@ def auth_headers(cfg: PushgatewayConfig) -> list[tuple[str, str]]:
 
 def auth_handler(cfg: PushgatewayConfig) -> Callable[..., Callable[[], None]]:
     """A prometheus_client push handler adding our ``Authorization`` header."""
+    from prometheus_client.exposition import default_handler  # noqa: PLC0415 - see module doc
+
     extra = auth_headers(cfg)
 
     def handler(
@@ -226,6 +237,10 @@ def scrub(text: str, cfg: PushgatewayConfig) -> str:
 def probe(cfg: PushgatewayConfig, timeout: float) -> str:
     """What ``etl check`` reports of the Pushgateway: ``GET {url}/-/healthy`` answers 200,
     within one total deadline of ``timeout`` seconds."""
+    import urllib.error  # noqa: PLC0415 - see module doc
+    import urllib.request  # noqa: PLC0415 - see module doc
+    from http.client import HTTPException  # noqa: PLC0415 - see module doc
+
     url = cfg.base_url.rstrip("/") + "/-/healthy"
     shown = cfg.masked_url.rstrip("/") + "/-/healthy"
     # The scheme is validated by PushgatewayConfig: only http(s):// reaches here.

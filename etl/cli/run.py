@@ -20,15 +20,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from etl.cli import sentry
 from etl.cli.common import epilog, fail
 from etl.cli.invocation import Invocation
-from etl.cli.live import LiveView
 from etl.cli.logs import flush_repeats
 from etl.cli.options import (
     AimOptions,
@@ -43,8 +41,6 @@ from etl.cli.options import (
     UntilOffset,
     UntilTime,
 )
-from etl.cli.progress import Snapshot
-from etl.cli.summary import summary_view
 from etl.core import events
 from etl.core.config import Config
 from etl.core.counts import RunCounts
@@ -56,6 +52,10 @@ from etl.metrics import RunMetrics, pushgateway_for
 from etl.pg import admin, ledger
 from etl.pg.sink import PostgresSink
 from etl.pipeline import Run, RunSettings
+
+if TYPE_CHECKING:
+    from etl.cli.live import LiveView
+    from etl.cli.progress import Snapshot
 
 log = events.logger("etl.cli")
 
@@ -203,8 +203,7 @@ def run(
     source = KafkaSource(cfg.kafka, aim, stop_requested=stop, positions=positions)
     counts = RunCounts()
     tty = sys.stderr.isatty()
-    view = LiveView(Console(stderr=True), cfg.kafka.topic, _snapshot(source, counts))
-    with view if tty else nullcontext():
+    with _live_view(cfg.kafka.topic, source, counts) if tty else nullcontext():
         pipeline = Run(
             settings,
             source=source,
@@ -221,6 +220,10 @@ def run(
             sentry.run_recorded(pipeline.run_id)
     flush_repeats()  # librdkafka's held-back repeats, counted, before the summary
     if tty or dry_run:
+        from rich.console import Console  # noqa: PLC0415 - rich only for a summary (20 ms)
+
+        from etl.cli.summary import summary_view  # noqa: PLC0415 - imports rich
+
         out = Console(stderr=not dry_run, soft_wrap=False)
         out.print(
             summary_view(
@@ -236,8 +239,19 @@ def run(
         fail(summary.error or summary.status, summary.exit_code)
 
 
+def _live_view(topic: str, source: KafkaSource, counts: RunCounts) -> LiveView:
+    """The live view of a run on a terminal; rich (about 20 ms of imports) is loaded only
+    here and for the summary, so a run off a terminal never imports it."""
+    from rich.console import Console  # noqa: PLC0415 - rich only on a terminal
+
+    from etl.cli.live import LiveView  # noqa: PLC0415 - imports rich
+
+    return LiveView(Console(stderr=True), topic, _snapshot(source, counts))
+
+
 def _snapshot(source: KafkaSource, counts: RunCounts) -> Callable[[], Snapshot]:
     """What the live view reads on each refresh (from its own thread: plain reads only)."""
+    from etl.cli.progress import Snapshot  # noqa: PLC0415 - imports rich
 
     def read() -> Snapshot:
         return Snapshot(

@@ -80,6 +80,16 @@ struct ReportSeen {
     nul: bool,
 }
 
+/// `value` as text, or the byte where it stops being valid UTF-8.
+///
+/// simdutf8 checks a whole value with SIMD (AVX2 or SSE 4.2, chosen at run time) several times
+/// faster than `std::str::from_utf8`; only a value it rejects, which is rare, is checked again
+/// by the standard library for the position the rejection names.
+pub fn utf8(value: &[u8]) -> Result<&str, usize> {
+    simdutf8::basic::from_utf8(value)
+        .or_else(|_| std::str::from_utf8(value).map_err(|e| e.valid_up_to()))
+}
+
 /// Validate one message value; on success the compact report is in `report` (cleared first).
 pub fn decode(
     value: Option<&[u8]>,
@@ -90,13 +100,10 @@ pub fn decode(
         Some(v) if !v.is_empty() => v,
         _ => return Err(reject("empty_value", "message value is empty".into())),
     };
-    let text = std::str::from_utf8(value).map_err(|e| {
+    let text = utf8(value).map_err(|at| {
         reject(
             "invalid_json",
-            format!(
-                "not valid UTF-8: invalid byte sequence at byte {}",
-                e.valid_up_to()
-            ),
+            format!("not valid UTF-8: invalid byte sequence at byte {at}"),
         )
     })?;
     let mut fields: [Option<Field>; 8] = [None; 8];
@@ -413,6 +420,29 @@ mod tests {
         let mut out = Vec::new();
         let result = decode(Some(doc.as_bytes()), i64::MAX, &mut out);
         (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn utf8_accepts_what_the_standard_library_accepts_and_names_the_same_byte() {
+        let long = "é€😀 ".repeat(40); // past one SIMD block, every sequence length
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            long.as_bytes().to_vec(),
+            b"\xc0\xaf".to_vec(),         // overlong
+            b"ab\xed\xa0\x80".to_vec(),   // a surrogate
+            b"\xf4\x90\x80\x80".to_vec(), // past U+10FFFF
+        ];
+        for cut in [1, 2, 3] {
+            // a sequence cut short, at the end and in the middle of a long value
+            let mut v = long.as_bytes()[..long.len() - cut].to_vec();
+            cases.push(v.clone());
+            v.extend_from_slice(long.as_bytes());
+            cases.push(v);
+        }
+        for case in cases {
+            let std = std::str::from_utf8(&case).map_err(|e| e.valid_up_to());
+            assert_eq!(utf8(&case), std, "{case:?}");
+        }
     }
 
     #[test]
