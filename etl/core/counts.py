@@ -71,8 +71,8 @@ class RunCounts:
 
     def reject(self, reason: str, amount: int = 1) -> None:
         """Count a rejection. Every one of `REASONS` has a sample from the start; a reason
-        outside them (a core newer than this list) is counted under its own name, never an
-        error on the decoding thread."""
+        outside them (a slip past the core's own check) is counted under its own name: this
+        runs on the decoding thread, where an error would stop the run for a label."""
         self._rejections[reason] = self._rejections.get(reason, 0) + amount
 
     def rejected(self) -> dict[str, int]:
