@@ -13,7 +13,7 @@ from datetime import datetime
 
 from etl.core import events
 from etl.core.counts import RunCounts
-from etl.core.decode import decode_batch
+from etl.core.decode import EXPECTED_VERSION, decode_batch
 from etl.core.ports import Batch, RowBatch, StoredRejection
 
 log = events.logger(__name__)
@@ -54,9 +54,9 @@ class BatchDecoder:
         for index, version in decoded.versions:
             self._note_version(version, messages[index].partition, messages[index].offset)
         if decoded.rows:
-            rows.chunks.append(decoded.copy)
+            rows.chunks += decoded.chunks  # one per partition
             rows.count += decoded.rows
-            rows.request_ids.extend(decoded.request_ids)
+            rows.request_ids += decoded.request_ids
         m = self.counts
         m.add("etl_messages_consumed", len(messages))
         m.add("etl_bytes_consumed", batch.size_bytes)
@@ -71,7 +71,7 @@ class BatchDecoder:
             log.warning(  # once per distinct value and run
                 "unexpected_version",
                 version=version,
-                expected=2,
+                expected=EXPECTED_VERSION,
                 partition=partition,
                 offset=offset,
             )

@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from etl.core.decode import REASONS
+from etl.core.decode import EXPECTED_VERSION, REASONS
 
 # name -> what it counts (the help of its gauge); every name is listed in docs/operations.md.
 COUNTS: Final[dict[str, str]] = {
@@ -28,7 +28,7 @@ COUNTS: Final[dict[str, str]] = {
     "etl_rows_inserted": "rows inserted into new_reports by the last run",
     "etl_rows_duplicate": "valid rows skipped because new_reports already held their key",
     "etl_rows_missing_account_number": "rows stored with account_number 0 (missing or null)",
-    "etl_messages_unexpected_version": "valid messages whose Version was not 2",
+    "etl_messages_unexpected_version": f"valid messages whose Version was not {EXPECTED_VERSION}",
     "etl_bytes_stored": "bytes of report JSON inserted into new_reports by the last run",
     "etl_batches": "batches committed by the last run",
     "etl_run_duration_seconds": "wall time of the last run",
@@ -70,7 +70,10 @@ class RunCounts:
         return dict(self._values)
 
     def reject(self, reason: str, amount: int = 1) -> None:
-        self._rejections[reason] += amount
+        """Count a rejection. Every one of `REASONS` has a sample from the start; a reason
+        outside them (a slip past the core's own check) is counted under its own name: this
+        runs on the decoding thread, where an error would stop the run for a label."""
+        self._rejections[reason] = self._rejections.get(reason, 0) + amount
 
     def rejected(self) -> dict[str, int]:
         return dict(self._rejections)

@@ -12,86 +12,38 @@ compiled core `etl.core._native` (Rust, under ``native/``), which walks each val
   the keys in `DROPPED_REPORT_KEYS` and otherwise exactly as sent: every remaining token
   (number spelling, string escapes, nested key order) byte for byte, whitespace between
   tokens removed;
+- a ``Version`` other than `EXPECTED_VERSION` is stored, flagged and counted;
 - ``LastChecked`` is an RFC 3339 date-time no later than ``now + clock skew``, stored as
   naive UTC with microseconds (up to 9 fraction digits are accepted and truncated).
 
 `decode_batch` is the hot path: one call per slice of a batch, the GIL released while it runs,
-giving the valid rows as PostgreSQL binary COPY tuples (``etl.core.statements.COLUMNS`` order).
+giving the valid rows as PostgreSQL binary COPY tuples (``etl.core.statements.COLUMNS`` order),
+one `CopyData` per partition, so that a partition given up in a rebalance drops whole pieces.
 `decode` applies the same rules to one value and returns a `Row`, for inspection and tests.
+The result types and the constants are the core's own; this module names them for Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Final
 
 from etl.core import _native
 
-EXPECTED_VERSION: Final = 2
-DROPPED_REPORT_KEYS: Final = (
-    "system",
-    "fingerprints",
-    "skips",
-    "info",
-    "pass",
-    "analysis_metadata",
-)
-REQUIRED_REPORT_KEYS: Final = ("fingerprints", "reports", "system")
+# The contract's constants are the core's own, read from it, never restated here.
+DROPPED_REPORT_KEYS: Final = _native.DROPPED_REPORT_KEYS
+EXPECTED_VERSION: Final = _native.EXPECTED_VERSION
+REASONS: Final = _native.REASONS  # the fixed set of rejection reasons, the `reason` label
 
-# The fixed set of rejection reasons, used as the `reason` metric label.
-REASONS: Final = (
-    "empty_value",
-    "invalid_json",
-    "duplicate_key",
-    "missing_field",
-    "wrong_type",
-    "out_of_range",
-    "bad_cluster",
-    "bad_report",
-    "bad_timestamp",
-    "future_timestamp",
-    "unstorable_text",
-)
+# The core's result types (`etl/core/_native.pyi` states them).
+CopyData = _native.CopyData  # one partition's binary COPY tuples, read with memoryview()
+Decoded = _native.Decoded
+Rejection = _native.Rejection
+Row = _native.Row
 
-CopyData = _native.CopyData  # binary COPY tuples, read with memoryview()
-_UNIX: Final = datetime(1970, 1, 1)
 _UNIX_UTC: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
-
-
-class Row(NamedTuple):
-    """A valid report, as it is stored in ``new_reports``."""
-
-    org_id: int
-    account_number: int
-    cluster: str
-    report: bytes  # compact UTF-8 JSON, every token as sent
-    updated_at: datetime  # naive, UTC, microsecond precision
-    account_missing: bool
-    unexpected_version: str | None  # the Version token as sent, when present and not 2
-    request_id: str | None = None  # for the payload tracker
-
-
-class Rejection(NamedTuple):
-    """Why a message cannot be stored: `reason` from `REASONS`, `detail` names field and problem."""
-
-    reason: str
-    detail: str
-    request_id: str | None = None  # when the value parsed and carried one
-
-
-class Decoded(NamedTuple):
-    """A slice decoded at once. Indexes refer to positions in the slice."""
-
-    copy: CopyData  # binary COPY tuples of the valid messages, without header/trailer
-    rows: int
-    report_bytes: int
-    missing_account: int
-    unexpected_version: int  # valid messages whose Version is present and not 2
-    versions: list[tuple[int, str]]  # first message of each distinct unexpected Version
-    rejections: list[tuple[int, Rejection]]
-    request_ids: list[str]  # of the valid messages that carry one, in order
 
 
 def latest_allowed_us(latest_allowed: datetime) -> int:
@@ -103,19 +55,9 @@ def decode_batch(
     messages: Sequence[tuple[int, int, int | None, bytes | None]], latest_allowed: datetime
 ) -> Decoded:
     """Decode ``messages`` (partition, offset, timestamp, value; `etl.core.ports.Message` fits)."""
-    copy, rows, size, missing, unexpected, versions, rejected, ids = _native.decode_batch(
-        list(messages), latest_allowed_us(latest_allowed)
-    )
-    rejections = [(i, Rejection(reason, detail, rid)) for i, reason, detail, rid in rejected]
-    return Decoded(copy, rows, size, missing, unexpected, versions, rejections, ids)
+    return _native.decode_batch(list(messages), latest_allowed_us(latest_allowed))
 
 
 def decode(value: bytes | None, latest_allowed: datetime) -> Row | Rejection:
     """Validate one message value. ``latest_allowed`` is now + clock skew, timezone-aware."""
-    result = _native.decode_one(value, latest_allowed_us(latest_allowed))
-    if len(result) == 3:
-        return Rejection(*result)
-    org, account, missing, cluster, report, updated_us, version, request_id = result
-    return Row(
-        org, account, cluster, report, _UNIX + updated_us * _US, missing, version, request_id
-    )
+    return _native.decode_one(value, latest_allowed_us(latest_allowed))

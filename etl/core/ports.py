@@ -7,7 +7,7 @@ tests implement them in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -64,12 +64,23 @@ class RowBatch:
     """The valid rows of one batch, ready for ``COPY ... (FORMAT BINARY)``.
 
     ``chunks`` are runs of binary COPY tuples in `etl.core.statements.COLUMNS` order (Kafka
-    coordinates included), without the file header and trailer: one chunk per decoded slice.
+    coordinates included), without the file header and trailer: one chunk per partition of
+    each decoded slice, tagged with its partition and row count. ``count`` is their rows.
     """
 
-    chunks: list[CopyData | bytes] = field(default_factory=list)
+    chunks: list[CopyData] = field(default_factory=list)
     count: int = 0
     request_ids: list[str] = field(default_factory=list)  # for the payload tracker
+
+    def of_partitions(self, keep: Collection[int]) -> RowBatch:
+        """The rows of ``keep``'s partitions only: whole chunks, never a parse of the tuples.
+
+        For a rebalance that revoked partitions while a batch was being read, so that their
+        new owner, not this run, stores them. Request ids stay as they were: the tracker may
+        report a row its new owner stores a moment later.
+        """
+        chunks = [c for c in self.chunks if c.partition in keep]
+        return RowBatch(chunks, sum(c.rows for c in chunks), self.request_ids)
 
 
 class StoredRejection(NamedTuple):

@@ -7,12 +7,13 @@ order; the sink sends `COPY_HEADER`, the tuples, then `COPY_TRAILER`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from psycopg import sql
 
+from etl.core.decode import CopyData
 from etl.core.ports import RowBatch, StoredRejection
 
 REPORTS_TABLE: Final = "new_reports"
@@ -85,46 +86,34 @@ INSERT_REJECTION = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHI
 )
 
 
-_PARTITION_FIELD: Final = COLUMNS.index("kafka_partition")
 _OFFSET_FIELD: Final = COLUMNS.index("kafka_offset")
 
 
-def rows_of_partitions(rows: RowBatch, keep: Collection[int]) -> RowBatch:
-    """The rows of ``keep``'s partitions only.
-
-    A cold path: it runs only when a rebalance revoked partitions while a batch was being read,
-    so that their new owner, not this run, stores them. Request ids stay as they were: the
-    tracker may report a row its new owner stores a moment later.
-    """
-    out = rows_where(rows, lambda partition, _offset: partition in keep)
-    out.request_ids = rows.request_ids
-    return out
-
-
 def rows_where(rows: RowBatch, keep: Callable[[int, int], bool]) -> RowBatch:
-    """The binary COPY tuples whose message (``kafka_partition``, ``kafka_offset``) ``keep``
-    accepts, bytes unchanged, read field by field in Python: for cold paths only."""
+    """The binary COPY tuples whose message (partition, ``kafka_offset``) ``keep`` accepts,
+    bytes unchanged, one chunk per chunk that keeps any, read field by field in Python: for
+    cold paths only (``etl verify --repair``). Request ids are not carried: nothing tracks a
+    repair."""
     out = RowBatch()
     for chunk in rows.chunks:
         view = memoryview(chunk)
         kept = bytearray()
-        pos = 0
+        count = pos = 0
         while pos < len(view):
             start = pos
             fields = int.from_bytes(view[pos : pos + 2], "big", signed=True)
             pos += 2
-            partition = offset = -1
+            offset = -1
             for index in range(fields):
                 length = int.from_bytes(view[pos : pos + 4], "big", signed=True)
                 pos += 4
-                if index == _PARTITION_FIELD:
-                    partition = int.from_bytes(view[pos : pos + length], "big", signed=True)
-                elif index == _OFFSET_FIELD:
+                if index == _OFFSET_FIELD:
                     offset = int.from_bytes(view[pos : pos + length], "big", signed=True)
                 pos += max(length, 0)
-            if keep(partition, offset):
+            if keep(chunk.partition, offset):
                 kept += view[start:pos]
-                out.count += 1
-        if kept:
-            out.chunks.append(bytes(kept))
+                count += 1
+        if count:
+            out.chunks.append(CopyData(chunk.partition, count, bytes(kept)))
+            out.count += count
     return out

@@ -37,7 +37,6 @@ from etl.core.ports import (
     Tracker,
     WriteResult,
 )
-from etl.core.statements import rows_of_partitions
 from etl.pipeline.reading import BatchReader, share_of
 
 log = events.logger(__name__)
@@ -173,7 +172,7 @@ class Run:
                 batch = self._reader.read(self.now() + s.clock_skew)
                 rows, rejections, offsets = batch.rows, batch.rejections, batch.offsets
                 if batch.revoked:  # revoked while this batch was read: their new owner reads them
-                    rows = rows_of_partitions(rows, offsets.keys())
+                    rows = rows.of_partitions(offsets.keys())
                     rejections = [r for r in rejections if r.message.partition in offsets]
                 while len(self._pending) >= max(1, s.writers):
                     self._complete_oldest()  # durable, tracked, committed, in batch order

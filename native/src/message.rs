@@ -17,6 +17,24 @@ pub const DROPPED_REPORT_KEYS: [&str; 6] = [
     "analysis_metadata",
 ];
 pub const REQUIRED_REPORT_KEYS: [&str; 3] = ["fingerprints", "reports", "system"];
+/// Every reason a message is rejected for: the `reason` label of `etl_messages_rejected` and
+/// the `reason` column of `rejected_messages`. Each `reject(...)` below names one of them (a
+/// unit test reads this file to hold that).
+pub const REASONS: [&str; 11] = [
+    "empty_value",
+    "invalid_json",
+    "duplicate_key",
+    "missing_field",
+    "wrong_type",
+    "out_of_range",
+    "bad_cluster",
+    "bad_report",
+    "bad_timestamp",
+    "future_timestamp",
+    "unstorable_text",
+];
+/// The `Version` the contract expects; a valid message with another one is stored and counted.
+pub const EXPECTED_VERSION: i64 = 2;
 const KEYS: [&str; 8] = [
     "OrgID",
     "AccountNumber",
@@ -45,13 +63,14 @@ pub struct Row {
     pub cluster: [u8; 36],
     /// Microseconds since 1970-01-01 UTC.
     pub updated_at: i64,
-    /// The `Version` token as sent, when present, not null and not 2.
+    /// The `Version` token as sent, when present, not null and not `EXPECTED_VERSION`.
     pub unexpected_version: Option<String>,
     pub request_id: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Rejection {
+    /// One of `REASONS`.
     pub reason: &'static str,
     pub detail: String,
     pub request_id: Option<String>,
@@ -269,7 +288,9 @@ fn validate(
     let updated_at = timestamp(fields[LAST_CHECKED], latest_allowed_us)?;
     let unexpected_version = match fields[VERSION] {
         None => None,
-        Some(f) if f.kind == Kind::Null || (f.kind == Kind::Int && f.token == "2") => None,
+        Some(f) if f.kind == Kind::Null || (f.kind == Kind::Int && expected_version(f.token)) => {
+            None
+        }
         Some(f) => Some(truncate(f.token).to_string()),
     };
     Ok(Row {
@@ -281,6 +302,11 @@ fn validate(
         unexpected_version,
         request_id,
     })
+}
+
+/// Whether a JSON integer token is `EXPECTED_VERSION` (JSON spells an integer one way only).
+fn expected_version(token: &str) -> bool {
+    token.parse::<i64>() == Ok(EXPECTED_VERSION)
 }
 
 /// Ok(None) for a missing or null field.
@@ -463,6 +489,52 @@ mod tests {
         assert!(row.is_ok());
         let (row, _) = run(r#"{"system":{},"reports":["\u0000"],"fingerprints":[]}"#);
         assert_eq!(row.unwrap_err().reason, "unstorable_text");
+    }
+
+    /// Every `reject("...")` of this file, read from its text: a new reason is added to
+    /// `REASONS` (and so to the module's export) or this test fails.
+    #[test]
+    fn every_reason_rejected_for_is_listed_and_every_listed_one_is_used() {
+        let source = include_str!("message.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut used = Vec::new();
+        for (at, _) in code.match_indices("reject(") {
+            let rest = code[at + "reject(".len()..].trim_start();
+            let line = &code[code[..at].rfind('\n').map_or(0, |n| n + 1)..at];
+            if line.trim_start().starts_with("//") || line.ends_with("fn ") {
+                continue; // a comment, or the definition
+            }
+            let literal = rest
+                .strip_prefix('"')
+                .and_then(|r| r.split_once('"'))
+                .map(|(reason, _)| reason);
+            let Some(reason) = literal else {
+                panic!("reject( at byte {at} is not given a literal reason");
+            };
+            assert!(REASONS.contains(&reason), "{reason} is not in REASONS");
+            used.push(reason);
+        }
+        for reason in REASONS {
+            assert!(used.contains(&reason), "{reason} is listed but never used");
+        }
+    }
+
+    #[test]
+    fn only_the_expected_version_spelled_as_an_integer_is_expected() {
+        for (version, unexpected) in [
+            ("2", None),
+            ("null", None),
+            ("3", Some("3")),
+            ("2.0", Some("2.0")),
+            ("\"2\"", Some("\"2\"")),
+            ("-2", Some("-2")),
+        ] {
+            let doc = BASE
+                .replace("REPORT", r#"{"fingerprints":[],"reports":[],"system":{}}"#)
+                .replace("{\"OrgID\"", &format!("{{\"Version\":{version},\"OrgID\""));
+            let row = decode(Some(doc.as_bytes()), i64::MAX, &mut Vec::new()).unwrap();
+            assert_eq!(row.unexpected_version.as_deref(), unexpected, "{version}");
+        }
     }
 
     #[test]

@@ -50,7 +50,8 @@ def parse(data: bytes) -> list[CopyRow]:
 
 
 def decoded_rows(decoded: Decoded) -> list[CopyRow]:
-    return parse(bytes(memoryview(decoded.copy)))
+    """Every chunk's tuples, chunk after chunk (one chunk per partition)."""
+    return [row for chunk in decoded.chunks for row in parse(bytes(memoryview(chunk)))]
 
 
 def batch_of(values: list[bytes], latest: datetime, partition: int = 0) -> RowBatch:
@@ -58,4 +59,4 @@ def batch_of(values: list[bytes], latest: datetime, partition: int = 0) -> RowBa
     messages = [Message(partition, i, None, v) for i, v in enumerate(values)]
     decoded = decode_batch(messages, latest)
     assert not decoded.rejections, decoded.rejections
-    return RowBatch([decoded.copy], decoded.rows, decoded.request_ids)
+    return RowBatch(decoded.chunks, decoded.rows, decoded.request_ids)

@@ -42,7 +42,7 @@ def rows(
     messages = [Message(0, o, None, value(org, report)) for org, o in zip(orgs, at, strict=True)]
     decoded = decode_batch(messages, LATEST)
     assert decoded.rows == len(orgs), decoded.rejections
-    return RowBatch([decoded.copy], decoded.rows)
+    return RowBatch(decoded.chunks, decoded.rows)
 
 
 def row(org: int, report: bytes = b'{"reports":[]}', offset: int | None = None) -> RowBatch:

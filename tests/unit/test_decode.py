@@ -8,7 +8,18 @@ from typing import Any
 import orjson
 import pytest
 
-from etl.core.decode import REASONS, Rejection, Row, decode
+from etl.core import _native
+from etl.core.decode import (
+    DROPPED_REPORT_KEYS,
+    EXPECTED_VERSION,
+    REASONS,
+    Rejection,
+    Row,
+    decode,
+    decode_batch,
+)
+from etl.core.ports import Message
+from tests.helpers.copy_rows import parse
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 LATEST = NOW + timedelta(minutes=5)
@@ -401,3 +412,50 @@ def test_a_deeply_nested_report_is_a_value_never_an_exception(depth: int) -> Non
     raw = orjson.dumps(message(Report=report)).replace(b'"@"', b"[" * depth + b"]" * depth)
     result = decode(raw, LATEST)
     assert isinstance(result, Row | Rejection)
+
+
+def test_the_contract_constants_are_read_from_the_core() -> None:
+    assert REASONS is _native.REASONS
+    assert DROPPED_REPORT_KEYS is _native.DROPPED_REPORT_KEYS
+    assert len(set(REASONS)) == len(REASONS) == 11
+    assert all(isinstance(r, str) for r in REASONS + DROPPED_REPORT_KEYS)
+    assert "system" in DROPPED_REPORT_KEYS
+    assert ok(orjson.dumps(message(Version=EXPECTED_VERSION))).unexpected_version is None
+    assert ok(orjson.dumps(message(Version=EXPECTED_VERSION + 1))).unexpected_version == "3"
+
+
+def test_a_rejection_is_a_value_with_named_fields() -> None:
+    made = Rejection("invalid_json", "not valid JSON", None)
+    assert made == Rejection("invalid_json", "not valid JSON")
+    assert hash(made) == hash(Rejection("invalid_json", "not valid JSON"))
+    assert made != Rejection("invalid_json", "not valid JSON", "abc")
+    assert (
+        repr(made) == "Rejection(reason='invalid_json', detail='not valid JSON', request_id=None)"
+    )
+    assert rejected(b"") == Rejection("empty_value", "message value is empty")
+    assert "org_id=42" in repr(ok(orjson.dumps(message())))
+
+
+def test_a_slice_comes_back_as_one_chunk_per_partition_in_input_order() -> None:
+    messages = [
+        Message(3, 100, None, orjson.dumps(message(OrgID=1))),
+        Message(1, 7, None, orjson.dumps(message(OrgID=2))),
+        Message(3, 101, None, b"{}"),
+        Message(1, 8, None, orjson.dumps(message(OrgID=3))),
+        Message(3, 102, None, orjson.dumps(message(OrgID=4))),
+        Message(5, 0, None, None),  # rejected: no chunk for partition 5
+    ]
+    decoded = decode_batch(messages, LATEST)
+    assert [(c.partition, c.rows) for c in decoded.chunks] == [(3, 2), (1, 2)]
+    assert decoded.rows == 4
+    assert [(i, r.reason) for i, r in decoded.rejections] == [
+        (2, "missing_field"),
+        (5, "empty_value"),
+    ]
+    assert decoded.request_ids == ["abc"] * 4
+    for chunk in decoded.chunks:
+        tuples = parse(bytes(memoryview(chunk)))
+        assert len(chunk) == len(bytes(chunk))
+        assert {r.kafka_partition for r in tuples} == {chunk.partition}
+    offsets = [[r.kafka_offset for r in parse(bytes(c))] for c in decoded.chunks]
+    assert offsets == [[100, 102], [7, 8]]
