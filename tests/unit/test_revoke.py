@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from etl.core.decode import decode_batch
 from etl.core.ports import Batch, Message, RowBatch
 from tests.helpers.copy_rows import parse
-from tests.test_run import FakeSink, FakeSource, run_with, value
+from tests.unit.test_run import FakeSink, FakeSource, run_with, value
 
 LATEST = datetime.now(UTC) + timedelta(minutes=5)
 
