@@ -128,8 +128,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         12,
-        "etl: read_errors indexes, so deleting new_reports rows and old read_errors is not a"
-        " table scan per row",
+        "etl: read_errors indexes, so deletes of new_reports and read_errors scan no table",
         up=(
             "CREATE INDEX IF NOT EXISTS read_errors_org_id_cluster_updated_at_idx"
             " ON read_errors (org_id, cluster, updated_at)",
@@ -142,8 +141,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         13,
-        "etl: the database's own progress per topic, group and partition (etl_progress), the"
-        " cutoffs cleanup applied (etl_cleanups), and the messages each run re-read",
+        "etl: etl_progress (the database's own position), etl_cleanups, runs' re-read counts",
         up=(
             """CREATE TABLE IF NOT EXISTS etl_progress (
                 topic text NOT NULL, group_id text NOT NULL, kafka_partition integer NOT NULL,

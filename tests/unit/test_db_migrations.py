@@ -60,3 +60,9 @@ def test_invalid_targets_are_usage_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         parse_target(text)
     assert info.value.exit_code == 2
+
+
+def test_every_step_description_fits_a_100_column_line_as_etl_db_migrate_prints_it() -> None:
+    for m in MIGRATIONS:
+        line = f"up to {m.version}: {m.description}"
+        assert len(line) <= 100, line
