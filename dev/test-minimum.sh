@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 venv="${ETL_MINIMUM_VENV:-/tmp/etl-venv-minimum}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+# jsonschema: tests/unit/test_deploy_clowder.py, tests/unit/test_clowder.py; testcontainers:
+# tests/unit/test_fixtures.py imports the Docker fallback's modules.
 "${pip[@]}" -c requirements/minimum.txt -e . "pytest==9.2.0" "pyyaml==6.0.4" \
-  "jsonschema==4.26.0" # tests/unit/test_deploy_clowder.py, tests/unit/test_clowder.py
+  "jsonschema==4.26.0" "testcontainers==4.15.0"
 "$venv/bin/python" - <<'PY'
 # Refuse to pass on newer versions than the constraints name (pip keeps what satisfies them).
 import pathlib, sys
