@@ -4,7 +4,7 @@
 //! Rows come per partition so that a partition given up in a rebalance drops whole pieces,
 //! never a parse of the tuples.
 
-use crate::copy::{write_row, ROW_OVERHEAD};
+use crate::copy::{begin_row, finish_row, ROW_HEAD, ROW_OVERHEAD};
 use crate::message::{decode, Rejection};
 
 /// One message as the batch call sees it.
@@ -72,15 +72,15 @@ fn pieces_of(inputs: &[Input]) -> (Vec<usize>, Vec<Piece>) {
 pub fn decode_batch(inputs: &[Input], latest_allowed_us: i64) -> Decoded {
     let (slots, mut pieces) = pieces_of(inputs);
     let mut out = Decoded::default();
-    let mut report = Vec::new();
     for (i, (m, &slot)) in inputs.iter().zip(&slots).enumerate() {
-        match decode(m.value, latest_allowed_us, &mut report) {
+        let piece = &mut pieces[slot];
+        let start = begin_row(&mut piece.copy);
+        match decode(m.value, latest_allowed_us, &mut piece.copy) {
             Ok(row) => {
-                let piece = &mut pieces[slot];
-                write_row(&mut piece.copy, &row, &report, m.partition, m.offset);
+                out.report_bytes += piece.copy.len() - start - ROW_HEAD;
+                finish_row(&mut piece.copy, start, &row, m.partition, m.offset);
                 piece.rows += 1;
                 out.rows += 1;
-                out.report_bytes += report.len();
                 out.missing_account += usize::from(row.account_missing);
                 if let Some(v) = row.unexpected_version {
                     out.unexpected_version += 1;
@@ -92,7 +92,10 @@ pub fn decode_batch(inputs: &[Input], latest_allowed_us: i64) -> Decoded {
                     out.request_ids.push(id);
                 }
             }
-            Err(rejection) => out.rejections.push((i, rejection)),
+            Err(rejection) => {
+                piece.copy.truncate(start);
+                out.rejections.push((i, rejection));
+            }
         }
     }
     pieces.retain(|p| p.rows > 0);
@@ -144,6 +147,27 @@ mod tests {
         assert_eq!(i64::from_be_bytes(ts.try_into().unwrap()), 1_000_000);
         let offset = &copy[2 * row_len - 16..2 * row_len - 8];
         assert_eq!(i64::from_be_bytes(offset.try_into().unwrap()), 11);
+    }
+
+    #[test]
+    fn a_message_rejected_after_its_report_was_written_leaves_nothing_in_the_piece() {
+        // The report is written in place before the envelope is judged: the cluster comes
+        // after it here, and is not a UUID.
+        let late = br#"{"OrgID":1,"LastChecked":"2000-01-01T00:00:01Z","Report":{"fingerprints":[],"reports":[1,2,3],"system":{}},"ClusterName":"x"}"#;
+        let inputs = [
+            input(Some(GOOD), 2, 9),
+            input(Some(late), 2, 10),
+            input(Some(GOOD), 2, 11),
+        ];
+        let out = decode_batch(&inputs, i64::MAX);
+        assert_eq!(out.rejections.len(), 1);
+        assert_eq!(out.rejections[0].1.reason, "bad_cluster");
+        let alone = decode_batch(
+            &[input(Some(GOOD), 2, 9), input(Some(GOOD), 2, 11)],
+            i64::MAX,
+        );
+        assert_eq!(out.pieces[0].copy, alone.pieces[0].copy);
+        assert_eq!(out.report_bytes, alone.report_bytes);
     }
 
     #[test]

@@ -109,11 +109,27 @@ pub fn utf8(value: &[u8]) -> Result<&str, usize> {
         .or_else(|_| std::str::from_utf8(value).map_err(|e| e.valid_up_to()))
 }
 
-/// Validate one message value; on success the compact report is in `report` (cleared first).
+/// Validate one message value; on success the compact report is appended to `report` (whose
+/// bytes before the call are kept), so a caller can build it in place in its own buffer; on a
+/// rejection `report` is left as it was.
 pub fn decode(
     value: Option<&[u8]>,
     latest_allowed_us: i64,
     report: &mut Vec<u8>,
+) -> Result<Row, Rejection> {
+    let base = report.len();
+    let result = decode_at(value, latest_allowed_us, report, base);
+    if result.is_err() {
+        report.truncate(base);
+    }
+    result
+}
+
+fn decode_at(
+    value: Option<&[u8]>,
+    latest_allowed_us: i64,
+    report: &mut Vec<u8>,
+    base: usize,
 ) -> Result<Row, Rejection> {
     let value = match value {
         Some(v) if !v.is_empty() => v,
@@ -127,8 +143,7 @@ pub fn decode(
     })?;
     let mut fields: [Option<Field>; 8] = [None; 8];
     let mut seen = ReportSeen::default();
-    report.clear();
-    let duplicate = walk(text, &mut fields, &mut seen, report).map_err(|e| {
+    let duplicate = walk(text, &mut fields, &mut seen, report, base).map_err(|e| {
         if e.what == LONE_SURROGATE {
             reject("unstorable_text", format!("{} at byte {}", e.what, e.at))
         } else {
@@ -165,6 +180,7 @@ fn walk<'a>(
     fields: &mut [Option<Field<'a>>; 8],
     seen: &mut ReportSeen,
     report: &mut Vec<u8>,
+    base: usize,
 ) -> Result<Option<(&'a str, &'a str)>, crate::json::SyntaxError> {
     let mut sc = Scanner::new(text.as_bytes());
     sc.ws();
@@ -187,7 +203,7 @@ fn walk<'a>(
         sc.ws();
         let start = sc.pos;
         let kind = if slot == Some(REPORT) && sc.buf.get(start) == Some(&b'{') {
-            *seen = report_members(&mut sc, text, report)?;
+            *seen = report_members(&mut sc, text, report, base)?;
             Kind::Object
         } else {
             sc.value(&mut Discard)?
@@ -234,9 +250,10 @@ fn report_members(
     sc: &mut Scanner,
     text: &str,
     out: &mut Vec<u8>,
+    base: usize,
 ) -> Result<ReportSeen, crate::json::SyntaxError> {
     let mut seen = ReportSeen::default();
-    out.clear();
+    out.truncate(base); // a repeated Report key: the last one is kept (and the message rejected)
     sc.begin(b'{')?;
     out.push(b'{');
     let mut first = true;
