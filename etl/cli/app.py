@@ -7,7 +7,10 @@ that know the concrete adapters. Nothing imports them.
 
 from __future__ import annotations
 
-from typing import Annotated
+import atexit
+import os
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -58,5 +61,27 @@ def _main(
 
 
 def main() -> None:
-    """Console entry point: every error becomes one line and its exit code (see `EtlGroup`)."""
-    app()
+    """Console entry point: every error becomes one line and its exit code (see `EtlGroup`).
+
+    Once the command has returned its exit code, the process ends without tearing the
+    interpreter down: every ``atexit`` function runs (the logging handlers' flush, temporary
+    files), the standard streams are flushed, and then it exits at once. The teardown did
+    nothing a finished run needs, and its garbage collections of every module cost about 5% of
+    the CPU of a run of 100 KB reports. A bug's exception still propagates as usual.
+    """
+    try:
+        app()
+    except SystemExit as exc:
+        if not isinstance(exc.code, int):
+            raise
+        _exit(exc.code)
+
+
+def _exit(code: int) -> NoReturn:
+    atexit._run_exitfuncs()  # what the interpreter's own exit would run first
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: as Python itself reports it
+            code = code or 120
+    os._exit(code)
