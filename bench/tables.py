@@ -88,7 +88,7 @@ def size_table(size: str, corpus: dict[str, Any], summary: dict[str, Any], repea
         _line("Kafka read ceiling", summary["kafka"]),
         f"job / COPY ceiling wall: {ratio_copy:.2f}x -> job at {100 / ratio_copy:.0f}% of the"
         f" ceiling",
-        f"verify / job wall: {_fmt(summary['verify_over_job'])}x (target <= 1x)",
+        f"verify / job wall: {_fmt(summary['verify_over_job'])}x (target <= 1x at 1 KB)",
         f"binary / text COPY: PostgreSQL CPU {_fmt(summary['binary_pg_cpu_over_text'])}x,"
         f" wall {_fmt(summary['binary_over_text_wall'])}x",
         f"job / Kafka read wall:   {summary['job_over_kafka']:.2f}x;"

@@ -58,6 +58,9 @@ _QUERY_SECONDS = REQUEST_TIMEOUT + 2  # librdkafka's own timeout answers first
 _CLOSE_SECONDS = 10.0
 _LAG_SECONDS = 5.0  # the end-of-run question; a broker that does not answer is not waited for
 _ASK_SECONDS = 2.0  # after a commit without an answer: the brokers asked again, for this long
+# A `Message` made without the NamedTuple's own __new__, a Python function that costs twice as
+# much per message (0.28 against 0.14 us here, where 1 KB reports come 70,000 a second).
+_new_tuple = tuple.__new__
 
 
 class _Consumed(Protocol):
@@ -251,9 +254,8 @@ class KafkaSource:
             err = rec.error()
             if err is None:
                 ts_type, ts = rec.timestamp()
-                records.append(
-                    Message(rec.partition(), rec.offset(), ts if ts_type else None, rec.value())
-                )
+                fields = (rec.partition(), rec.offset(), ts if ts_type else None, rec.value())
+                records.append(_new_tuple(Message, fields))
             elif err.code() == KafkaError._PARTITION_EOF:
                 records.append(End(rec.partition(), rec.offset()))
             elif err.fatal():
