@@ -36,6 +36,8 @@ def test_job_cpu_is_a_median_of_per_repetition_ratios_to_the_server_cpu() -> Non
     text = tables.size_table("10k", _corpus(), summary, 3)
     assert "job CPU: user 1.50 s + system 0.50 s, 200.0 ms/MB, 2,000.0 us/msg" in text
     assert "job CPU / server CPU: 1.00x (during the run), 1.50x (of a psql COPY" in text
+    assert summary["read_cpu_over_pg_cpu"] == 0.05  # 0.1 s of a plain read over 2 s
+    assert "reading alone (the Kafka read ceiling's CPU) / server CPU during the run: 0.05x" in text
 
 
 def _corpus() -> dict[str, Any]:
