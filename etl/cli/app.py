@@ -61,7 +61,7 @@ def _main(
 
 
 def main() -> None:
-    """Console entry point: every error becomes one line and its exit code (see `EtlGroup`).
+    """The command (`etl.__main__` loads it): every error becomes one line and its exit code.
 
     Once the command has returned its exit code, the process ends without tearing the
     interpreter down: every ``atexit`` function runs (the logging handlers' flush, temporary

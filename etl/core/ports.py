@@ -133,8 +133,14 @@ class Source(Protocol):
         what it holds instead of keeping it in flight while the source waits."""
 
     def commit(self, next_offsets: Mapping[int, int]) -> Mapping[int, int]:
-        """Commit these next offsets for the consumer group, those of partitions owned now
-        only, under a deadline; the offsets it took (all owned ones when it writes none)."""
+        """Send a commit of these next offsets for the consumer group, those of partitions
+        owned now only, without waiting for it: the commit sent before is settled first
+        (`settle`). Returns the offsets taken meanwhile: the earlier commit's once confirmed,
+        and these at once when it writes none."""
+
+    def settle(self) -> Mapping[int, int]:
+        """Wait, under a deadline, for the commit `commit` left in flight; the offsets it took
+        (none when none was in flight or a rebalance refused it)."""
 
     def progress(self) -> Sequence[PartitionProgress]:
         """Per-partition range of every partition this run held, across rebalances."""

@@ -35,7 +35,7 @@ from etl.core.aim import Aim
 from etl.core.config import KafkaConfig
 from etl.core.errors import EtlError, Interrupted, KafkaUnavailable
 from etl.core.ports import Batch, Message, PartitionProgress, Positions
-from etl.kafka.commits import commit_offsets
+from etl.kafka.commits import CommitAnswers, commit_offsets, send_async
 from etl.kafka.handout import Accepted, End, Handout
 from etl.kafka.offsets import (
     REQUEST_TIMEOUT,
@@ -97,6 +97,8 @@ class KafkaSource:
         self._topic_partitions: list[int] = []
         self._last_progress = clock()
         self._reports = BrokerReports(cfg.client, self._on_error)
+        self._answers = CommitAnswers(group_member=not self._aim.explicit, group_id=cfg.group_id)
+        self._unanswered: dict[int, int] = {}  # sent asynchronously, no answer yet
 
     def start(self, before_revoke: Callable[[], None] = lambda: None) -> None:
         consumer = self._ensure_consumer()
@@ -133,11 +135,48 @@ class KafkaSource:
         return handout.end()
 
     def commit(self, next_offsets: Mapping[int, int]) -> dict[int, int]:
+        """Send the commit asynchronously (`etl.kafka.commits`); `settle` confirms what is
+        still unanswered at the end."""
+        taken = self._answered()
         owned = self._handout.owned(next_offsets)
         if not owned or not self._aim.writes_offsets:
-            return owned
+            return {**taken, **owned}
+        if self._rebalance.in_callback:  # sent asynchronously: taken, never confirmed
+            self._commit_now(owned, in_callback=True)
+            self._moved()
+            return {**taken, **owned}
         try:
-            confirmed = commit_offsets(
+            send_async(
+                self._live,
+                self._cfg.topic,
+                owned,
+                group_member=not self._aim.explicit,
+                group_id=self._cfg.group_id,
+            )
+        except KafkaUnavailable as exc:
+            raise self._failing(exc) from exc
+        self._unanswered.update(owned)
+        return taken
+
+    def settle(self) -> dict[int, int]:
+        """Commit again, synchronously, what no answer confirmed yet of the partitions owned
+        now. Inside a rebalance callback nothing is waited for (`etl.kafka.commits`)."""
+        if self._rebalance.in_callback:
+            return {}
+        taken = self._answered()
+        owned = self._handout.owned(self._unanswered)
+        self._unanswered.clear()
+        if not owned:
+            return taken
+        if not self._commit_now(owned, in_callback=False):
+            return taken  # refused by a rebalance: not committed
+        self._moved()
+        self._handout.committed(owned)
+        return {**taken, **owned}
+
+    def _commit_now(self, owned: dict[int, int], in_callback: bool) -> bool:
+        try:
+            return commit_offsets(
                 self._live,
                 self._cfg.topic,
                 owned,
@@ -145,16 +184,25 @@ class KafkaSource:
                 seconds=self._cfg.timeout_seconds,
                 group_member=not self._aim.explicit,
                 group_id=self._cfg.group_id,
-                in_callback=self._rebalance.in_callback,
+                in_callback=in_callback,
             )
         except KafkaUnavailable as exc:
             raise self._failing(exc, ask_again=True) from exc
-        if not confirmed and not self._rebalance.in_callback:
-            return {}  # refused by a rebalance: not committed
-        self._moved()
+
+    def _answered(self) -> dict[int, int]:
+        """The offsets the broker confirmed since the last call; a failed commit among its
+        answers ends the run here."""
+        failure, self._answers.failure = self._answers.failure, None
+        if failure is not None:
+            raise self._failing(failure)
+        confirmed = self._answers.take()
+        for p, o in confirmed.items():
+            if self._unanswered.get(p, o) <= o:
+                self._unanswered.pop(p, None)
         if confirmed:
-            self._handout.committed(owned)
-        return owned
+            self._moved()
+            self._handout.committed(confirmed)
+        return confirmed
 
     def progress(self) -> Sequence[PartitionProgress]:
         return self._handout.progress()
@@ -200,7 +248,9 @@ class KafkaSource:
 
     def _ensure_consumer(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = open_consumer(self._cfg, error_cb=self._reports, logger=self._reports)
+            self._consumer = open_consumer(
+                self._cfg, error_cb=self._reports, logger=self._reports, on_commit=self._answers
+            )
         return self._consumer
 
     def _wait_for_group(self) -> None:

@@ -8,7 +8,9 @@ Commit order, the heart of the design, per batch:
      `Rejection`, never an exception;
   3. ``sink.write``: rows and rejections in ONE database transaction, committed durably;
   4. flush the payload tracker's events for the batch (its failures are only counted);
-  5. only then ``source.commit`` the batch's next offsets, synchronously.
+  5. only then ``source.commit`` the batch's next offsets: sent without waiting for the
+     broker (the next batch is read meanwhile); ``source.settle`` waits for what is still
+     unanswered once the batches in flight are completed, at the end and before a stop.
 A crash between 3 and 5 makes the next run re-read the batch; the sink's ``ON CONFLICT DO
 NOTHING`` turns that replay into duplicates skipped, never duplicate rows. Nothing is committed
 to Kafka that is not in the database.

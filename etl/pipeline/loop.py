@@ -194,9 +194,10 @@ class Run:
             self._complete_pending()
 
     def _complete_pending(self) -> None:
-        """Complete every batch in flight, oldest first."""
+        """Complete every batch in flight, oldest first, and settle the last commit."""
         while self._pending:
             self._complete_oldest()
+        self._note_committed(self.source.settle())
 
     def _complete_oldest(self) -> None:
         """Wait for the oldest batch in flight to be stored, then flush its events and commit
@@ -210,9 +211,16 @@ class Run:
             self.counts.add("etl_batches", 1)
             self._track(pending.rows, pending.rejections)
         changed = {p: o for p, o in pending.offsets.items() if self._committed.get(p) != o}
-        self._committed.update(self.source.commit(changed))
+        self._note_committed(self.source.commit(changed))
         if self.on_batch is not None:
             self.on_batch(self.source.progress(), self.counts)
+
+    def _note_committed(self, offsets: Mapping[int, int]) -> None:
+        """Offsets the source took; a confirmation that arrives after a later commit was taken
+        (one left in flight through a rebalance callback) never moves a partition back."""
+        for p, o in offsets.items():
+            if o > self._committed.get(p, o - 1):
+                self._committed[p] = o
 
     def _stored(self, write: Future[WriteResult]) -> WriteResult:
         """The write's result; a stop request lets it finish for `STOP_GRACE_SECONDS`, then
@@ -275,6 +283,12 @@ class Run:
         not. A crashed run's state is not trusted: its lag is unknown.
         """
         m = self.counts
+        crashed = summary.status == "crashed"
+        if not crashed:  # a failed run's last commit, sent before the failure, may have landed
+            try:
+                self._note_committed(self.source.settle())
+            except EtlError as exc:
+                log.warning("last_commit_unsettled", error=str(exc))
         try:
             summary.partitions = [
                 dataclasses.replace(p, next=self._committed.get(p.partition, p.start))
@@ -286,7 +300,6 @@ class Run:
         except EtlError as exc:
             log.error("final_state_unreadable", error=str(exc))
         held = [p.partition for p in summary.partitions]
-        crashed = summary.status == "crashed"
         lag = dict.fromkeys(held) if crashed else self.source.lag(self._committed)
         m.set_lag(lag)
         m.cover([*lag, *held])  # this run's samples replace an earlier run's

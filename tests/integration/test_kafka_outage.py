@@ -99,8 +99,10 @@ def test_broker_killed_during_the_commit_and_kept_down_exits_3_in_bounded_time(
     assert took < TIMEOUT + 20, took
     last = error_line(subprocess.CompletedProcess(proc.args, proc.returncode, "", err))
     assert last.startswith("etl: error: Kafka did not answer within 5s (offset commit)"), last
+    # Commits between batches are not waited for: what librdkafka had fetched before the
+    # outage is stored (up to all of it), and the run fails on the last, synchronous commit.
     stored = len(rows(schema_db))
-    assert 0 < stored < 2000
+    assert 0 < stored <= 2000
     # The end-of-run lag could not be asked: unknown, never a guess
     metrics = pushed(services, etl_env(topic)["ETL_PUSHGATEWAY__JOB"])
     assert metrics["etl_partition_lag_known"] == 0
@@ -125,7 +127,7 @@ def test_sigterm_during_the_outage_ends_the_run_within_10_seconds_with_exit_6(
     last = error_line(subprocess.CompletedProcess(proc.args, proc.returncode, "", err))
     assert "stopped by signal" in last, last
     stored = len(rows(schema_db))
-    assert 0 < stored < 2000
+    assert 0 < stored <= 2000
     assert _committed_after_restart(private_broker, group, topic) <= stored
 
 

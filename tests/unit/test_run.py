@@ -82,6 +82,9 @@ class FakeSource:
         self.committed.update(next_offsets)
         return next_offsets
 
+    def settle(self) -> Mapping[int, int]:
+        return {}
+
     def progress(self) -> Sequence[PartitionProgress]:
         return [self.part]
 
