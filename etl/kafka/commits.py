@@ -60,15 +60,20 @@ class CommitAnswers:
     """librdkafka's ``on_commit`` callback: the answers to asynchronous commits, delivered
     during a poll on the main thread. It keeps the offsets confirmed since `take` was last
     called and the first failure that was not a rebalance's refusal, for the source to act on
-    at its next commit (a callback's exception would surface inside an unrelated poll)."""
+    at its next commit (a callback's exception would surface inside an unrelated poll), and
+    how many sent commits are not answered yet: the source keeps that to one, because
+    librdkafka lets a member rejoin a rebalancing group only once none is outstanding, and a
+    commit after every small batch would keep it out of the rebalance until the run's end."""
 
     def __init__(self, *, group_member: bool, group_id: str) -> None:
         self._group_member = group_member
         self._group_id = group_id
         self._confirmed: dict[int, int] = {}
         self.failure: KafkaUnavailable | None = None
+        self.in_flight = 0
 
     def __call__(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
         errors = [err] if err is not None else [tp.error for tp in partitions if tp.error]
         for error in errors:
             failure = _refusal(

@@ -29,6 +29,7 @@ from etl.kafka.waits import Waiter
 log = events.logger(__name__)
 
 REQUEST_TIMEOUT = 10.0
+_ASK_AGAIN_SECONDS = 0.1  # between metadata requests while a broker closes connections
 _TIME_LOOKUP_ATTEMPTS = 3
 # librdkafka defaults that suit a bounded batch loader; [kafka.client] overrides any of them.
 CLIENT_DEFAULTS = {
@@ -111,17 +112,25 @@ def topic_partitions(
     ``client`` is a Consumer or an AdminClient. The metadata request names no topic: on a
     broker that auto-creates topics, a request naming a missing one could create it.
     """
-    try:
-        meta = client.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        unreachable = KafkaUnavailable(
-            f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
-        )
-        if reports is None:
-            raise unreachable from exc
-        # librdkafka queues its reports; serve them to learn why the broker could not be used.
-        client.poll(0)
-        raise reports.explain(unreachable) from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            meta = client.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+            break
+        except KafkaException as exc:
+            unreachable = KafkaUnavailable(
+                f"cannot reach Kafka at {cfg.bootstrap_servers}: {describe(exc)}"
+            )
+            if reports is None:
+                raise unreachable from exc
+            # librdkafka queues its reports; serve them to learn why the broker could not be
+            # used. A request fails at the first connection the broker closes; one closed
+            # connection does not yet tell a refused protocol from a restart, so ask again.
+            client.poll(0)
+            if reports.closing_early() and time.monotonic() + _ASK_AGAIN_SECONDS < deadline:
+                time.sleep(_ASK_AGAIN_SECONDS)
+                continue
+            raise reports.explain(unreachable) from exc
     topic = meta.topics.get(cfg.topic)
     error = None if topic is None else topic.error
     if topic is None or (error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):

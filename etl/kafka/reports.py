@@ -108,6 +108,16 @@ class BrokerReports:
         elif any(part in text for part in _CLIENT_FAILURES):
             self._other_failures += 1
 
+    def closing_early(self) -> bool:
+        """The broker has closed a connection right at its first request, but not yet often
+        enough to call it a refused security protocol: worth asking again to find out."""
+        return (
+            0 < self._closed_at_once < _CLOSED_ENOUGH
+            and not self._sasl
+            and not self._other_failures
+            and self._ssl_hint is None
+        )
+
     def _protocol_mismatch(self) -> str | None:
         if self._ssl_hint is not None:
             return (

@@ -54,6 +54,9 @@ log = events.logger(__name__)
 
 _CONSUME_CHUNK = 1000
 _POLL_SECONDS = 0.2
+# Until the first assignment: it is served inside a poll that then waits on for a record, which
+# an assignment with nothing to read (an empty topic) never brings, so that wait is kept short.
+_FIRST_POLL_SECONDS = 0.01
 _QUERY_SECONDS = REQUEST_TIMEOUT + 2  # librdkafka's own timeout answers first
 _CLOSE_SECONDS = 10.0
 _LAG_SECONDS = 5.0  # the end-of-run question; a broker that does not answer is not waited for
@@ -99,6 +102,7 @@ class KafkaSource:
         self._reports = BrokerReports(cfg.client, self._on_error)
         self._answers = CommitAnswers(group_member=not self._aim.explicit, group_id=cfg.group_id)
         self._unanswered: dict[int, int] = {}  # sent asynchronously, no answer yet
+        self._unsent: dict[int, int] = {}  # to go with the next commit sent
 
     def start(self, before_revoke: Callable[[], None] = lambda: None) -> None:
         consumer = self._ensure_consumer()
@@ -135,37 +139,44 @@ class KafkaSource:
         return handout.end()
 
     def commit(self, next_offsets: Mapping[int, int]) -> dict[int, int]:
-        """Send the commit asynchronously (`etl.kafka.commits`); `settle` confirms what is
-        still unanswered at the end."""
+        """Send the commit asynchronously, one at a time (`etl.kafka.commits`): offsets that
+        come while one is unanswered go with the next; `settle` confirms what is left."""
         taken = self._answered()
         owned = self._handout.owned(next_offsets)
         if not owned or not self._aim.writes_offsets:
             return {**taken, **owned}
         if self._rebalance.in_callback:  # sent asynchronously: taken, never confirmed
             self._commit_now(owned, in_callback=True)
+            self._answers.in_flight += 1
             self._moved()
             return {**taken, **owned}
-        try:
-            send_async(
-                self._live,
-                self._cfg.topic,
-                owned,
-                group_member=not self._aim.explicit,
-                group_id=self._cfg.group_id,
-            )
-        except KafkaUnavailable as exc:
-            raise self._failing(exc) from exc
-        self._unanswered.update(owned)
+        self._unsent.update(owned)
+        if not self._answers.in_flight:
+            sending = self._handout.owned(self._unsent)
+            self._unsent.clear()
+            try:
+                send_async(
+                    self._live,
+                    self._cfg.topic,
+                    sending,
+                    group_member=not self._aim.explicit,
+                    group_id=self._cfg.group_id,
+                )
+            except KafkaUnavailable as exc:
+                raise self._failing(exc) from exc
+            self._answers.in_flight += 1
+            self._unanswered.update(sending)
         return taken
 
     def settle(self) -> dict[int, int]:
-        """Commit again, synchronously, what no answer confirmed yet of the partitions owned
-        now. Inside a rebalance callback nothing is waited for (`etl.kafka.commits`)."""
+        """Commit synchronously what no answer confirmed yet, or was not sent, of the
+        partitions owned now. Inside a rebalance callback nothing is waited for."""
         if self._rebalance.in_callback:
             return {}
         taken = self._answered()
-        owned = self._handout.owned(self._unanswered)
+        owned = self._handout.owned({**self._unanswered, **self._unsent})
         self._unanswered.clear()
+        self._unsent.clear()
         if not owned:
             return taken
         if not self._commit_now(owned, in_callback=False):
@@ -290,7 +301,10 @@ class KafkaSource:
             raw = cast(list[_Consumed], self._live.consume(num_messages=limit, timeout=0))
         except KafkaException as exc:
             raise self._failing(KafkaUnavailable(f"consume failed: {describe(exc)}")) from exc
-        accepted = self._accept(raw or self._poll(_POLL_SECONDS))
+        if not raw and not self._handout.all_read():  # (the consume may serve an assignment)
+            seconds = _POLL_SECONDS if self._handout.assigned_once() else _FIRST_POLL_SECONDS
+            raw = self._poll(seconds)
+        accepted = self._accept(raw)
         if not accepted.messages and not self.finished():  # only errors, EOFs or silence
             self._check_stalled()
         return accepted

@@ -48,3 +48,13 @@ def test_any_other_failure_is_kept_the_first_one() -> None:
     assert isinstance(answers.failure, KafkaUnavailable)
     assert str(answers.failure) == "offset commit failed: commit timed out"
     assert answers.take() == {}
+
+
+def test_every_answer_counts_one_commit_less_in_flight() -> None:
+    answers = CommitAnswers(group_member=True, group_id="g")
+    answers.in_flight = 2
+    answers(None, [_tp(0, 5)])
+    answers(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [_tp(0, 6)])
+    assert answers.in_flight == 0
+    answers(None, [_tp(0, 7)])  # an answer to a commit not counted never goes below zero
+    assert answers.in_flight == 0
