@@ -133,14 +133,14 @@ class Source(Protocol):
         what it holds instead of keeping it in flight while the source waits."""
 
     def commit(self, next_offsets: Mapping[int, int]) -> Mapping[int, int]:
-        """Send a commit of these next offsets for the consumer group, those of partitions
-        owned now only, without waiting for it: the commit sent before is settled first
-        (`settle`). Returns the offsets taken meanwhile: the earlier commit's once confirmed,
-        and these at once when it writes none."""
+        """Commit these next offsets for the consumer group, those of partitions owned now
+        only, without waiting for the broker (they may wait for an earlier commit's answer).
+        Returns the offsets taken since the last call: those the broker confirmed meanwhile,
+        and these at once when it writes none. A failed earlier commit raises here."""
 
     def settle(self) -> Mapping[int, int]:
-        """Wait, under a deadline, for the commit `commit` left in flight; the offsets it took
-        (none when none was in flight or a rebalance refused it)."""
+        """Commit, under a deadline and waiting for the answer, whatever `commit` took that no
+        answer confirmed yet; the offsets taken (none when a rebalance refused them)."""
 
     def progress(self) -> Sequence[PartitionProgress]:
         """Per-partition range of every partition this run held, across rebalances."""
