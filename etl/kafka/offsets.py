@@ -46,6 +46,11 @@ CLIENT_DEFAULTS = {
     # A copy joining the group is heard of at the next heartbeat: within a second, not three,
     # so a copy already draining shares its partitions before it has read them all.
     "heartbeat.interval.ms": "1000",
+    # librdkafka drops the bootstrap connection once metadata names the brokers, failing the
+    # requests sent on it; they go out again on a new connection only after the pause between
+    # two cluster connections, half this backoff (50 ms by default, at least 11): every run's
+    # start waited for it. The backoff still doubles on each failed attempt up to its maximum.
+    "reconnect.backoff.ms": "20",
 }
 
 
