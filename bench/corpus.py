@@ -15,6 +15,7 @@ starting in the past), so every valid message becomes exactly one row. 1% of the
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import uuid
@@ -197,21 +198,31 @@ class Corpus:
         }
 
 
+SHAPES = ("compact", "sent")
+_REPORT_SLOT = "\u0000report"  # where a "sent" envelope's report text goes
+
+
 def generate(
-    size: str, messages: int, seed: int, invalid_every: int = 100
+    size: str, messages: int, seed: int, invalid_every: int = 100, shape: str = "compact"
 ) -> Iterator[tuple[bytes, str | None]]:
-    """(value, expected rejection reason or None) for each message, deterministically."""
+    """(value, expected rejection reason or None) for each message, deterministically.
+
+    ``shape`` "compact" writes each valid value without whitespace; "sent" writes it as the
+    producer of these reports does, with Python's ``json.dumps`` (a space after every ``,``
+    and ``:``) and a newline. The invalid values and every value's content are the same."""
     rng = random.Random(f"{seed}-{size}")
-    pool = [
-        orjson.Fragment(build_report(rng, SIZES[size])) for _ in range(min(POOL[size], messages))
-    ]
+    built = [build_report(rng, SIZES[size]) for _ in range(min(POOL[size], messages))]
+    pool = [orjson.Fragment(r) for r in built]
+    sent = [json.dumps(orjson.loads(r)) for r in built] if shape == "sent" else []
+    slot = json.dumps(_REPORT_SLOT)
     clusters = [_uuid(rng) for _ in range(20_000)]
     for i in range(messages):
         ts = BASE_TIME + timedelta(seconds=i, microseconds=rng.randrange(1_000_000))
+        chosen = rng.randrange(len(pool))
         envelope: dict[str, object] = {
             "OrgID": rng.randint(1, 2_000),
             "ClusterName": rng.choice(clusters),
-            "Report": rng.choice(pool),
+            "Report": pool[chosen],
             "LastChecked": _rfc3339(ts),
             "Version": 2,
             "RequestId": f"{rng.getrandbits(64):016x}",
@@ -222,6 +233,9 @@ def generate(
         if i % invalid_every == invalid_every // 2:
             reason, value = _invalid(rng, envelope)
             yield value, reason
+        elif shape == "sent":
+            text = json.dumps({**envelope, "Report": _REPORT_SLOT})
+            yield (text.replace(slot, sent[chosen], 1) + "\n").encode(), None
         else:
             yield orjson.dumps(envelope), None
 
@@ -251,14 +265,14 @@ def delete_groups(bootstrap: str, groups: list[str]) -> None:
 
 def produce(
     bootstrap: str, topic: str, *, size: str, messages: int, seed: int, partitions: int,
-    compression: str = "none",
+    compression: str = "none", shape: str = "compact",
 ) -> Corpus:  # fmt: skip
     """Create ``topic`` with ``partitions`` and fill it round-robin; returns what it holds."""
     create_topic(bootstrap, topic, partitions)
     corpus = Corpus(topic, size, messages, partitions)
 
     def counted() -> Iterator[tuple[int, bytes]]:
-        for i, (value, reason) in enumerate(generate(size, messages, seed)):
+        for i, (value, reason) in enumerate(generate(size, messages, seed, shape=shape)):
             corpus.value_bytes += len(value)
             if reason is None:
                 corpus.valid += 1

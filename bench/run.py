@@ -59,6 +59,13 @@ def parse_args(
     p.add_argument("--partitions", type=int, default=6)
     p.add_argument("--seed", type=int, default=20250101)
     p.add_argument("--compression", default="none", help="producer compression.type")
+    p.add_argument(
+        "--shape",
+        choices=corpus.SHAPES,
+        default="compact",
+        help="valid values without whitespace (compact), or as their producer writes them,"
+        " Python's json.dumps with a space after each ',' and ':' (sent)",
+    )
     p.add_argument("--empty-runs", type=int, default=3, help="runs on an empty topic (0: skip)")
     p.add_argument("--scale", action="store_true", help="also run the scale mode")
     p.add_argument("--scale-messages", type=int, default=1_000_000)
@@ -130,6 +137,7 @@ class Bench:
             seed=self.args.seed,
             partitions=self.args.partitions,
             compression=self.args.compression,
+            shape=self.args.shape,
         )
         print(
             f"  produced {messages:,} messages to {name} in {time.perf_counter() - started:.0f} s"

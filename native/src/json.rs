@@ -52,6 +52,9 @@ pub struct SyntaxError {
 pub trait Out {
     fn byte(&mut self, b: u8);
     fn bytes(&mut self, s: &[u8]);
+    /// The whitespace at `buf[start..end]`, between two tokens, was skipped.
+    #[inline]
+    fn gap(&mut self, _buf: &[u8], _start: usize, _end: usize) {}
 }
 
 impl Out for Vec<u8> {
@@ -75,6 +78,27 @@ impl Out for Discard {
     fn bytes(&mut self, _: &[u8]) {}
 }
 
+/// The walked text copied in runs: everything between two gaps of whitespace in one copy (the
+/// tokens of a run are the text itself), so a value without whitespace is a single copy and a
+/// value with some is still walked once.
+struct Runs<'o> {
+    out: &'o mut Vec<u8>,
+    /// Where the run not yet copied begins.
+    from: usize,
+}
+
+impl Out for Runs<'_> {
+    #[inline]
+    fn byte(&mut self, _: u8) {}
+    #[inline]
+    fn bytes(&mut self, _: &[u8]) {}
+    #[inline]
+    fn gap(&mut self, buf: &[u8], start: usize, end: usize) {
+        self.out.extend_from_slice(&buf[self.from..start]);
+        self.from = end;
+    }
+}
+
 /// An object key: the span of its JSON string including the quotes.
 #[derive(Clone, Copy, Debug)]
 pub struct Key {
@@ -91,8 +115,6 @@ pub struct Scanner<'a> {
     /// Byte offset of the first lone surrogate escape seen.
     pub lone_surrogate: Option<usize>,
     depth: usize,
-    /// Whitespace between tokens was skipped since this was last cleared.
-    spaced: bool,
 }
 
 type Result<T> = std::result::Result<T, SyntaxError>;
@@ -105,7 +127,6 @@ impl<'a> Scanner<'a> {
             nuls: 0,
             lone_surrogate: None,
             depth: 0,
-            spaced: false,
         }
     }
 
@@ -120,9 +141,18 @@ impl<'a> Scanner<'a> {
 
     #[inline]
     pub fn ws(&mut self) {
+        self.ws_to(&mut Discard);
+    }
+
+    /// `ws`, telling `out` of the whitespace skipped.
+    #[inline]
+    fn ws_to<O: Out>(&mut self, out: &mut O) {
+        let start = self.pos;
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
-            self.spaced = true;
+        }
+        if self.pos != start {
+            out.gap(self.buf, start, self.pos);
         }
     }
 
@@ -138,7 +168,7 @@ impl<'a> Scanner<'a> {
     /// One value at the current position (leading whitespace skipped), copied compactly to
     /// `out`; returns its kind.
     pub fn value<O: Out>(&mut self, out: &mut O) -> Result<Kind> {
-        self.ws();
+        self.ws_to(out);
         let start = self.pos;
         match self.peek() {
             Some(b'{') => {
@@ -146,7 +176,7 @@ impl<'a> Scanner<'a> {
                 out.byte(b'{');
                 let mut first = true;
                 let mut wrote = false;
-                while let Some(key) = self.next_member(&mut first)? {
+                while let Some(key) = self.next_member_to(&mut first, out)? {
                     if wrote {
                         out.byte(b',');
                     }
@@ -161,14 +191,14 @@ impl<'a> Scanner<'a> {
             Some(b'[') => {
                 self.begin(b'[')?;
                 out.byte(b'[');
-                self.ws();
+                self.ws_to(out);
                 if self.peek() == Some(b']') {
                     self.pos += 1;
                     self.depth -= 1;
                 } else {
                     loop {
                         self.value(out)?;
-                        self.ws();
+                        self.ws_to(out);
                         match self.peek() {
                             Some(b',') => {
                                 self.pos += 1;
@@ -204,20 +234,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// `value`, copied compactly into `out` in one piece when it holds no whitespace between
-    /// its tokens (what producers send: one copy instead of one per token), else walked a
-    /// second time and copied token by token.
+    /// `value`, copied compactly into `out` in one walk: in one piece when it holds no
+    /// whitespace between its tokens (what most producers send), else in one piece per run
+    /// between two gaps (Python's `json.dumps` puts a space after every `,` and `:`).
     pub fn value_compact(&mut self, out: &mut Vec<u8>) -> Result<Kind> {
         self.ws();
-        let (start, nuls, lone_surrogate) = (self.pos, self.nuls, self.lone_surrogate);
-        self.spaced = false;
-        let kind = self.value(&mut Discard)?;
-        if !self.spaced {
-            out.extend_from_slice(&self.buf[start..self.pos]);
-            return Ok(kind);
-        }
-        (self.pos, self.nuls, self.lone_surrogate) = (start, nuls, lone_surrogate);
-        self.value(out)
+        let mut runs = Runs {
+            out,
+            from: self.pos,
+        };
+        let kind = self.value(&mut runs)?;
+        runs.out.extend_from_slice(&self.buf[runs.from..self.pos]);
+        Ok(kind)
     }
 
     /// Enter an object or array whose opening byte is at the current position.
@@ -236,7 +264,12 @@ impl<'a> Scanner<'a> {
     /// The next member's key of the object being walked, positioned at its value; `None`
     /// after the closing brace. `first` is true before the first member.
     pub fn next_member(&mut self, first: &mut bool) -> Result<Option<Key>> {
-        self.ws();
+        self.next_member_to(first, &mut Discard)
+    }
+
+    /// `next_member`, telling `out` of the whitespace skipped.
+    fn next_member_to<O: Out>(&mut self, first: &mut bool, out: &mut O) -> Result<Option<Key>> {
+        self.ws_to(out);
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
@@ -245,7 +278,7 @@ impl<'a> Scanner<'a> {
             }
             Some(b',') if !*first => {
                 self.pos += 1;
-                self.ws();
+                self.ws_to(out);
             }
             _ if *first => {}
             _ => return self.err("expected ',' or '}' in an object"),
@@ -261,7 +294,7 @@ impl<'a> Scanner<'a> {
             end: self.pos,
             escaped,
         };
-        self.ws();
+        self.ws_to(out);
         if self.peek() != Some(b':') {
             return self.err("expected ':' after an object key");
         }

@@ -60,11 +60,16 @@ def _expected(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in DROPPED_REPORT_KEYS}
 
 
-def _check_corpus(size: str, count: int, pretty: bool) -> int:
+def _check_corpus(size: str, count: int, pretty: bool, shape: str = "compact") -> int:
+    """``pretty``: each valid value re-written by a pretty-printer; ``shape`` as `corpus` has it
+    ("sent": as the reports' producer writes them). Either way the escapes are what was sent."""
     values, reasons = [], []
-    for sent, reason in corpus.generate(size, count, seed=7):
-        if pretty and reason is None:  # the same document, as a pretty-printer sends it
+    pretty = pretty or shape == "sent"
+    for sent, reason in corpus.generate(size, count, seed=7, shape=shape):
+        if pretty and shape == "compact" and reason is None:  # as a pretty-printer sends it
             sent = json.dumps(json.loads(sent), indent=2).encode()  # noqa: PLW2901
+        if shape == "sent" and reason is None:
+            assert sent.endswith(b"}\n") and b'"reports": [' in sent, sent[:80]
         values.append(sent)
         reasons.append(reason)
     messages = [Message(3, i, None, v) for i, v in enumerate(values)]
@@ -98,3 +103,9 @@ def test_a_realistic_corpus_is_stored_as_a_plain_parse_sees_it() -> None:
 
 def test_a_pretty_printed_corpus_is_stored_compact_with_its_escapes() -> None:
     assert _check_corpus("10k", 500, pretty=True) > 490
+
+
+def test_a_corpus_written_as_its_producer_writes_it_is_stored_compact() -> None:
+    """Python's ``json.dumps``: a space after every ',' and ':', non-ASCII escaped, a newline."""
+    assert _check_corpus("1k", 2_000, pretty=False, shape="sent") > 1_900
+    assert _check_corpus("100k", 20, pretty=False, shape="sent") > 18
