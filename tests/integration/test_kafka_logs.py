@@ -83,41 +83,32 @@ def test_plan_logs_librdkafka_through_the_configured_format(
     )
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+_PAUSE = re.compile(r"still suppressed for (\d+)ms")
+_PAUSES_LOGGER = "test.librdkafka.pauses"
 
 
-def pauses_before_reconnecting(services: Services, **client: str) -> list[int]:
+def pauses_before_reconnecting(
+    services: Services, caplog: pytest.LogCaptureFixture, **client: str
+) -> list[int]:
     """The pauses librdkafka announces before its next cluster connection while a consumer made
     as a run makes it answers its first metadata request (milliseconds)."""
     cfg = KafkaConfig(bootstrap_servers=services.kafka, client={"debug": "broker", **client})
-    lines = _Lines()
-    logger = logging.getLogger("test.librdkafka.pauses")
-    logger.addHandler(lines)
-    logger.setLevel(logging.DEBUG)
-    consumer = open_consumer(cfg, logger=logger)
-    try:
-        consumer.list_topics(timeout=10)
-        consumer.poll(0)  # librdkafka's lines wait in a queue that a poll serves
-    finally:
-        consumer.close()
-        logger.removeHandler(lines)
-    found = (_PAUSE.search(m) for m in lines.messages)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger=_PAUSES_LOGGER):
+        consumer = open_consumer(cfg, logger=logging.getLogger(_PAUSES_LOGGER))
+        try:
+            consumer.list_topics(timeout=10)
+            consumer.poll(0)  # librdkafka's lines wait in a queue that a poll serves
+        finally:
+            consumer.close()
+    found = (_PAUSE.search(r.getMessage()) for r in caplog.records)
     return [int(m.group(1)) for m in found if m is not None]
 
 
-_PAUSE = re.compile(r"still suppressed for (\d+)ms")
-
-
 def test_a_consumer_asks_again_at_once_when_the_bootstrap_connection_is_dropped(
-    services: Services,
+    services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     """librdkafka drops the bootstrap connection once metadata names the brokers; the requests
     it failed go out again after half of ``reconnect.backoff.ms``, which etl shortens."""
-    assert max(pauses_before_reconnecting(services), default=0) <= 11
-    assert max(pauses_before_reconnecting(services, **{"reconnect.backoff.ms": "100"})) > 11
+    assert max(pauses_before_reconnecting(services, caplog), default=0) <= 11
+    assert max(pauses_before_reconnecting(services, caplog, **{"reconnect.backoff.ms": "100"})) > 11

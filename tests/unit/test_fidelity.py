@@ -60,15 +60,16 @@ def _expected(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in DROPPED_REPORT_KEYS}
 
 
-def _check_corpus(size: str, count: int, pretty: bool, shape: str = "compact") -> int:
-    """``pretty``: each valid value re-written by a pretty-printer; ``shape`` as `corpus` has it
-    ("sent": as the reports' producer writes them). Either way the escapes are what was sent."""
+def _check_corpus(size: str, count: int, written: str) -> int:
+    """``written``: "compact" as `corpus` makes it, "pretty" each valid value re-written by a
+    pretty-printer, "sent" as the reports' producer writes them (`corpus`'s "sent" shape).
+    Rewritten by Python's ``json``, the stored escapes are what was sent."""
     values, reasons = [], []
-    pretty = pretty or shape == "sent"
+    shape = "sent" if written == "sent" else "compact"
     for sent, reason in corpus.generate(size, count, seed=7, shape=shape):
-        if pretty and shape == "compact" and reason is None:  # as a pretty-printer sends it
+        if written == "pretty" and reason is None:  # as a pretty-printer sends it
             sent = json.dumps(json.loads(sent), indent=2).encode()  # noqa: PLW2901
-        if shape == "sent" and reason is None:
+        if written == "sent" and reason is None:
             assert sent.endswith(b"}\n") and b'"reports": [' in sent, sent[:80]
         values.append(sent)
         reasons.append(reason)
@@ -83,12 +84,12 @@ def _check_corpus(size: str, count: int, pretty: bool, shape: str = "compact") -
     for i, row in zip(valid, rows, strict=True):
         report = json.loads(values[i])["Report"]
         assert json.loads(row.report) == _expected(report)
-        if pretty:  # json.dumps escapes non-ASCII: the escapes are what was sent
+        if written != "compact":  # json.dumps escapes non-ASCII: the escapes are what was sent
             compact = json.dumps(_expected(report), separators=(",", ":")).encode()
         else:
             compact = orjson.dumps(_expected(report))
         assert row.report == compact
-        if not pretty:  # each kept member is a run of the bytes that were sent
+        if written == "compact":  # each kept member is a run of the bytes that were sent
             members = orjson.loads(row.report)
             assert all(orjson.dumps({k: v})[1:-1] in values[i] for k, v in members.items())
     assert decoded.report_bytes == sum(len(r.report) for r in rows)
@@ -96,16 +97,16 @@ def _check_corpus(size: str, count: int, pretty: bool, shape: str = "compact") -
 
 
 def test_a_realistic_corpus_is_stored_as_a_plain_parse_sees_it() -> None:
-    assert _check_corpus("1k", 20_000, pretty=False) > 19_000
-    assert _check_corpus("10k", 2_000, pretty=False) > 1_900
-    assert _check_corpus("100k", 100, pretty=False) > 90
+    assert _check_corpus("1k", 20_000, "compact") > 19_000
+    assert _check_corpus("10k", 2_000, "compact") > 1_900
+    assert _check_corpus("100k", 100, "compact") > 90
 
 
 def test_a_pretty_printed_corpus_is_stored_compact_with_its_escapes() -> None:
-    assert _check_corpus("10k", 500, pretty=True) > 490
+    assert _check_corpus("10k", 500, "pretty") > 490
 
 
 def test_a_corpus_written_as_its_producer_writes_it_is_stored_compact() -> None:
     """Python's ``json.dumps``: a space after every ',' and ':', non-ASCII escaped, a newline."""
-    assert _check_corpus("1k", 2_000, pretty=False, shape="sent") > 1_900
-    assert _check_corpus("100k", 20, pretty=False, shape="sent") > 18
+    assert _check_corpus("1k", 2_000, "sent") > 1_900
+    assert _check_corpus("100k", 20, "sent") > 18
